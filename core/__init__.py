@@ -1,0 +1,5 @@
+"""Headless core of the skin-lesion workbench: data, models, training, evaluation.
+
+Nothing here imports Qt. TensorFlow is imported lazily, inside the functions that need it,
+so importing `core` stays fast.
+"""

@@ -1,0 +1,43 @@
+"""Lazy, quiet import of TensorFlow/Keras (importing it costs seconds; only do it when needed)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from types import ModuleType
+
+from core.errors import ModelError
+
+_lock = threading.Lock()
+
+
+def keras() -> ModuleType:
+    """Import and return `keras`, without TensorFlow's start-up chatter on stderr."""
+    if "keras" in sys.modules and "tensorflow" in sys.modules:
+        return sys.modules["keras"]
+    with _lock:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        # TensorFlow's C++ side logs CUDA probing to fd 2 before any setting applies.
+        saved = os.dup(2)
+        try:
+            sys.stderr.flush()
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                try:
+                    import keras as keras_module
+                    import tensorflow  # noqa: F401  (registers kernels while fd 2 is quiet)
+                finally:
+                    os.dup2(saved, 2)
+        except ImportError as exc:
+            raise ModelError(f"TensorFlow/Keras is not installed or broken: {exc}") from exc
+        finally:
+            os.close(saved)
+    return keras_module
+
+
+def tf() -> ModuleType:
+    """Import and return `tensorflow` quietly."""
+    keras()
+    return sys.modules["tensorflow"]

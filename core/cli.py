@@ -1,0 +1,219 @@
+"""Command line: `python main.py {data summary,train,evaluate,predict} ...`.
+
+Progress goes to stderr; results to stdout (as JSON with --json). Errors print one line and
+exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from core.errors import CancelledError, SkinLesionError
+from core.models import MODELS
+
+
+class Progress:
+    """Throttled progress lines on stderr (a rewritten line on a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self._last, self._tty = label, 0.0, sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < (0.2 if self._tty else 5.0):
+            return
+        self._last = now
+        end = "\n" if (done >= total or not self._tty) else ""
+        print(f"\r{self.label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _metrics_text(m: dict[str, Any]) -> str:
+    lines = [
+        f"images: {m['n_images']}",
+        f"balanced accuracy: {_fmt(m['balanced_accuracy'])}  (ISIC 2018 metric)",
+        f"accuracy: {_fmt(m['accuracy'])}  (always '{m['majority_class']}': "
+        f"{_fmt(m['majority_baseline_accuracy'])})",
+        f"macro AUC: {_fmt(m['macro_auc'])}",
+        f"melanoma recall: {_fmt(m['melanoma_recall'])}",
+        "per class: " + ", ".join(f"{c} {_fmt(v['recall'])} (n={v['support']})"
+                                  for c, v in m["per_class"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def cmd_data_summary(args: argparse.Namespace) -> int:
+    from core.dataset import load_dataset, summarize
+    from core.images import load_images
+
+    dataset = load_dataset(args.data)
+    load_images(dataset, args.image_size, on_progress=Progress("decoding images"))
+    summary = summarize(dataset)
+    per_class = "\n".join(f"  {c:6s} {v['images']:6d} images {v['lesions']:6d} lesions  "
+                          f"{v['full_name']}" for c, v in summary["per_class"].items())
+    problems = "\n".join(f"  {p['kind']}: {p['item']} {p['detail']}".rstrip()
+                         for p in summary["problems"]) or "  none"
+    _emit(args, summary, f"{summary['root']} ({summary['layout']}): {summary['n_images']} "
+          f"images, {summary['n_lesions']} lesions\n{per_class}\nproblems:\n{problems}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.training import BatchProgress, EpochResult, TrainConfig, train
+
+    config = TrainConfig(data_dir=str(args.data), model=args.model, image_size=args.image_size,
+                         epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.learning_rate, balance=args.balance,
+                         split=args.split, seed=args.seed, crop=args.crop,
+                         weights=args.weights or "imagenet")
+    stop = threading.Event()
+
+    def on_interrupt(_sig: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        _say("\nstopping after this batch (Ctrl-C again to abort)")
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    batch_progress = Progress("batches")
+
+    def on_epoch(e: EpochResult) -> None:
+        logs = "  ".join(f"{k} {v:.4f}" for k, v in e.logs.items() if k != "epoch")
+        _say(f"\repoch {e.epoch}/{e.epochs} ({e.seconds:.1f}s)  {logs}")
+
+    def on_batch(b: BatchProgress) -> None:
+        batch_progress(b.batch, b.batches)
+
+    try:
+        result = train(config, out_dir=args.out, on_epoch=on_epoch,
+                       on_batch=on_batch if sys.stderr.isatty() else None,
+                       should_stop=stop.is_set, on_status=_say,
+                       on_load_progress=Progress("decoding images"))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    data = {"run_dir": str(result.run_dir), "stopped": result.stopped,
+            "best_epoch": result.best_epoch, "metrics": result.metrics}
+    head = f"run: {result.run_dir}" + (" (stopped early)" if result.stopped else "")
+    if result.metrics.get("leaky"):
+        head += "\nwarning: seed-leaky split; these figures are inflated"
+    _emit(args, data, f"{head}\n{_metrics_text(result.metrics)}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.inference import evaluate
+
+    metrics = evaluate(args.model, args.data, on_progress=Progress("decoding images"))
+    _emit(args, metrics, _metrics_text(metrics))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.inference import predict_files
+
+    predictions = predict_files(args.model, args.images)
+    lines = []
+    for p in predictions:
+        if p.error:
+            lines.append(f"{p.path}: error: {p.error}")
+        else:
+            lines.append(f"{p.path}: {p.label} ({p.full_name}) {p.confidence:.1%}")
+    _emit(args, [asdict(p) for p in predictions], "\n".join(lines)
+          + "\n(research software, not a medical device)")
+    return 1 if any(p.error for p in predictions) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="main.py", description="Skin-lesion classifier workbench (HAM10000). "
+        "Research software, not a medical device. Run with no arguments to open the app.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    data = sub.add_parser("data", help="inspect a dataset folder")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    summary = data_sub.add_parser("summary", parents=[common], help="counts and problems")
+    summary.add_argument("--data", required=True, type=Path, help="dataset folder")
+    summary.add_argument("--image-size", type=int, default=32,
+                         help="decode at this size to find unreadable images (default 32)")
+    summary.set_defaults(func=cmd_data_summary)
+
+    tr = sub.add_parser("train", parents=[common], help="train a model and save a run folder")
+    tr.add_argument("--data", required=True, type=Path)
+    tr.add_argument("--model", choices=sorted(MODELS), default="cnn")
+    tr.add_argument("--image-size", type=int, default=None,
+                    help="pixels (default: 32, or 150 for vgg16)")
+    tr.add_argument("--epochs", type=int, default=50)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--learning-rate", type=float, default=1e-3)
+    tr.add_argument("--balance", default="resample:500",
+                    help="resample:N (training part only), class-weights or none")
+    tr.add_argument("--split", choices=["lesion", "seed-leaky"], default="lesion",
+                    help="lesion: honest, grouped by lesion; seed-leaky: the study's (inflated)")
+    tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument("--crop", choices=["squash", "center"], default="squash")
+    tr.add_argument("--weights", default=None,
+                    help="local ImageNet weights file for vgg16 (default: download)")
+    tr.add_argument("--out", type=Path, default=None, help="run folder (default: per-user)")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", parents=[common], help="metrics on a labelled folder")
+    ev.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
+    ev.add_argument("--data", required=True, type=Path)
+    ev.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", parents=[common], help="classify image files")
+    pr.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
+    pr.add_argument("images", nargs="+", type=Path)
+    pr.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CancelledError as exc:
+        _say(f"stopped: {exc}")
+        return 130
+    except SkinLesionError as exc:
+        _say(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say("aborted")
+        return 130
+    except MemoryError:
+        _say("error: out of memory; try a smaller --image-size or --batch-size")
+        return 1
+    except Exception as exc:  # last resort: one line, never a traceback
+        _say(f"error: unexpected {type(exc).__name__}: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

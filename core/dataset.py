@@ -1,0 +1,255 @@
+"""Find a dataset's layout, read its labels, and report what is wrong with it.
+
+Three layouts are understood:
+
+* ``ham10000``: a metadata CSV with ``image_id`` and ``dx`` columns (Kaggle / ISIC archive
+  download), images anywhere below the folder, matched by file stem;
+* ``isic2018``: a ground-truth CSV with an ``image`` column and one-hot class columns
+  (ISIC 2018 Task 3), images anywhere below the folder;
+* ``image-folder``: one sub-folder of images per class.
+
+Decoding the images is `core.images`' job; here only files and labels are checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from core.classes import FULL_NAMES, HAM10000_CLASSES
+from core.errors import DatasetError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+ISIC_COLUMNS = {code.upper(): code for code in HAM10000_CLASSES}
+OPTIONAL_COLUMNS = ("dx_type", "age", "sex", "localization")
+MAX_LISTED = 50  # problems of one kind listed by name; the rest are counted
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset: `kind` is a short code, `item` what it concerns."""
+
+    kind: str
+    item: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.item}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass
+class Dataset:
+    """A dataset's labelled images (one row each in `records`) and the problems found."""
+
+    root: Path
+    layout: str
+    classes: list[str]
+    records: pd.DataFrame  # image_id, lesion_id, dx, path (+ dx_type, age, sex, localization)
+    problems: list[Problem] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """Hash of every image file's path, size and mtime: changes when any image changes."""
+        h = hashlib.sha1(self.layout.encode())
+        for path in sorted(self.records["path"]):
+            st = Path(path).stat()
+            relative = Path(path).relative_to(self.root).as_posix()
+            h.update(f"{relative}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:16]
+
+    def drop_images(self, reasons: dict[str, str]) -> None:
+        """Remove images (by image_id) that could not be decoded, recording why."""
+        if not reasons:
+            return
+        self.records = self.records[~self.records["image_id"].isin(reasons)].reset_index(drop=True)
+        self.problems.extend(Problem("unreadable-image", i, r) for i, r in sorted(reasons.items()))
+        _require_usable(self)
+
+
+def _index_images(root: Path) -> dict[str, Path]:
+    """Map image stem to path for every image below `root` (first in sorted order wins).
+
+    Kaggle's HAM10000 zip holds each image twice (upper- and lower-case folder names), so
+    repeated stems are expected and not reported.
+    """
+    index: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+            index.setdefault(path.stem, path)
+    return index
+
+
+def _find_csvs(root: Path) -> list[Path]:
+    found = sorted(root.glob("*.csv")) + sorted(root.glob("*/*.csv"))
+    return [p for p in found if not p.name.startswith(".")]
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as exc:
+        raise DatasetError(f"{path} is empty: it needs a header row and one row per image") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path} is not a readable CSV file: {exc}") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _listed(problems: list[Problem], kind: str, items: Iterable[str], detail: str = "") -> None:
+    items = list(items)
+    problems.extend(Problem(kind, item, detail) for item in items[:MAX_LISTED])
+    if len(items) > MAX_LISTED:
+        problems.append(Problem(kind, f"... and {len(items) - MAX_LISTED} more"))
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    """Detect the layout of `root` and read its labels; raise `DatasetError` if unusable."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder")
+    for csv in _find_csvs(root):
+        columns = set(_read_csv(csv).columns)
+        if {"image_id", "dx"} <= columns or "lesion_id" in columns:
+            return _load_ham(root, csv)
+        if "image" in columns and ISIC_COLUMNS.keys() & columns:
+            return _load_isic(root, csv)
+    class_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    if any(_has_image(d) for d in class_dirs):
+        return _load_image_folder(root, class_dirs)
+    csvs = _find_csvs(root)
+    if csvs:
+        raise DatasetError(
+            f"{csvs[0]} has neither HAM10000 columns (image_id, dx) nor ISIC 2018 columns "
+            f"(image, {', '.join(ISIC_COLUMNS)}), and {root} has no class sub-folders of images"
+        )
+    raise DatasetError(
+        f"{root} holds no dataset: expected HAM10000_metadata.csv, an ISIC 2018 ground-truth CSV, "
+        "or one sub-folder of images per class"
+    )
+
+
+def _has_image(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*"))
+
+
+def _load_ham(root: Path, csv: Path) -> Dataset:
+    frame = _read_csv(csv)
+    missing = [c for c in ("image_id", "dx") if c not in frame.columns]
+    if missing:
+        raise DatasetError(
+            f"{csv.name} lacks column(s) {', '.join(missing)} (found: {', '.join(frame.columns)})"
+        )
+    problems: list[Problem] = []
+    frame["image_id"] = frame["image_id"].str.strip()
+    frame["dx"] = frame["dx"].str.strip().str.lower()
+    if "lesion_id" not in frame.columns:
+        problems.append(Problem("missing-column", "lesion_id",
+                                "each image counts as its own lesion; the split cannot group"))
+        frame["lesion_id"] = frame["image_id"]
+    frame["lesion_id"] = frame["lesion_id"].str.strip().where(frame["lesion_id"].str.strip() != "",
+                                                              frame["image_id"])
+    unknown = ~frame["dx"].isin(HAM10000_CLASSES)
+    if unknown.any():
+        rows = [f"row {i + 2}: '{frame.at[i, 'dx']}'" for i in frame.index[unknown]]
+        _listed(problems, "unknown-label", rows, f"known: {', '.join(HAM10000_CLASSES)}")
+        frame = frame[~unknown]
+    return _finish(root, "ham10000", list(HAM10000_CLASSES), frame, problems, csv)
+
+
+def _load_isic(root: Path, csv: Path) -> Dataset:
+    frame = _read_csv(csv)
+    class_columns = [c for c in frame.columns if c in ISIC_COLUMNS]
+    problems: list[Problem] = []
+    onehot = frame[class_columns].apply(pd.to_numeric, errors="coerce").fillna(0.0)
+    bad = onehot.max(axis=1) <= 0
+    if bad.any():
+        rows = [f"row {i + 2}: '{frame.at[i, 'image']}'" for i in frame.index[bad]]
+        _listed(problems, "unknown-label", rows, "no class column is set")
+    labels = onehot.idxmax(axis=1).map(ISIC_COLUMNS)
+    records = pd.DataFrame({"image_id": frame["image"].str.strip(), "dx": labels})
+    records["lesion_id"] = frame["lesion_id"] if "lesion_id" in frame.columns else records["image_id"]
+    return _finish(root, "isic2018", list(HAM10000_CLASSES), records[~bad], problems, csv)
+
+
+def _load_image_folder(root: Path, class_dirs: list[Path]) -> Dataset:
+    rows = []
+    for folder in class_dirs:
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+                image_id = str(path.relative_to(root).with_suffix(""))
+                rows.append({"image_id": image_id, "lesion_id": image_id,
+                             "dx": folder.name, "path": str(path)})
+    names = [d.name for d in class_dirs if _has_image(d)]
+    # HAM10000 codes keep their canonical order; other names are sorted.
+    classes = [c for c in HAM10000_CLASSES if c in names] if set(names) <= set(FULL_NAMES) \
+        else sorted(names)
+    dataset = Dataset(root, "image-folder", classes, pd.DataFrame(rows), [])
+    _require_usable(dataset)
+    return dataset
+
+
+def _finish(root: Path, layout: str, classes: list[str], frame: pd.DataFrame,
+            problems: list[Problem], csv: Path) -> Dataset:
+    """Match rows to image files, report duplicates, missing and unlisted images."""
+    frame = frame.reset_index(drop=True)
+    duplicated = frame["image_id"].duplicated(keep="first")
+    if duplicated.any():
+        _listed(problems, "duplicate-id", frame.loc[duplicated, "image_id"], "first row kept")
+        frame = frame[~duplicated]
+    index = _index_images(root)
+    frame = frame.assign(path=frame["image_id"].map(lambda i: str(index[i]) if i in index else ""))
+    no_file = frame["path"] == ""
+    if no_file.any():
+        _listed(problems, "missing-image", frame.loc[no_file, "image_id"], f"listed in {csv.name}")
+    listed = set(frame["image_id"])
+    _listed(problems, "unlisted-image", [s for s in index if s not in listed],
+            f"not in {csv.name}")
+    columns = ["image_id", "lesion_id", "dx", "path"] + [c for c in OPTIONAL_COLUMNS
+                                                         if c in frame.columns]
+    records = frame.loc[~no_file, columns].reset_index(drop=True)
+    if "age" in records.columns:
+        records["age"] = pd.to_numeric(records["age"], errors="coerce")
+    dataset = Dataset(root, layout, classes, records, problems)
+    _require_usable(dataset)
+    return dataset
+
+
+def _require_usable(dataset: Dataset) -> None:
+    if dataset.records.empty:
+        reasons = "; ".join(str(p) for p in dataset.problems[:3])
+        raise DatasetError(f"{dataset.root} has no usable labelled images"
+                           + (f" ({reasons})" if reasons else ""))
+
+
+def summarize(dataset: Dataset) -> dict:
+    """Counts a user wants before training: images and lesions per class, metadata, problems."""
+    rec = dataset.records
+    per_class = {
+        c: {"full_name": FULL_NAMES.get(c, c),
+            "images": int((rec["dx"] == c).sum()),
+            "lesions": int(rec.loc[rec["dx"] == c, "lesion_id"].nunique())}
+        for c in dataset.classes
+    }
+    summary: dict = {
+        "root": str(dataset.root), "layout": dataset.layout,
+        "n_images": len(rec), "n_lesions": int(rec["lesion_id"].nunique()),
+        "classes": dataset.classes, "per_class": per_class,
+    }
+    for column in ("dx_type", "localization", "sex"):
+        if column in rec.columns:
+            summary[column] = {str(k): int(v) for k, v in rec[column].value_counts().items()}
+    if "age" in rec.columns:
+        ages = rec["age"].dropna()
+        decades = (ages // 10 * 10).astype(int).value_counts().sort_index()
+        summary["age"] = {
+            "missing": int(rec["age"].isna().sum()),
+            "mean": round(float(ages.mean()), 1) if len(ages) else None,
+            "median": float(ages.median()) if len(ages) else None,
+            "by_decade": {f"{k}-{k + 9}": int(v) for k, v in decades.items()},
+        }
+    summary["problems"] = [{"kind": p.kind, "item": p.item, "detail": p.detail}
+                           for p in dataset.problems]
+    return summary

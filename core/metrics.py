@@ -1,0 +1,79 @@
+"""Honest metrics for a multi-class classifier, computed with scikit-learn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    matthews_corrcoef,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from core.classes import MELANOMA
+
+
+def _macro_auc(y_true: np.ndarray, proba: np.ndarray) -> tuple[float | None, list[float | None]]:
+    """One-vs-rest ROC AUC per class (None where a class is absent or alone) and their mean."""
+    per_class: list[float | None] = []
+    for c in range(proba.shape[1]):
+        positives = y_true == c
+        if positives.all() or not positives.any():
+            per_class.append(None)
+        else:
+            per_class.append(float(roc_auc_score(positives, proba[:, c])))
+    known = [a for a in per_class if a is not None]
+    return (float(np.mean(known)) if known else None), per_class
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: undefined scores (e.g. kappa with one class) become None."""
+    return float(value) if np.isfinite(value) else None
+
+
+def compute_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy, balanced accuracy (ISIC 2018 metric), macro AUC, melanoma recall and more.
+
+    `y_true` holds class indices into `classes`; `proba` is (n, len(classes)).
+    Balanced accuracy averages recall over the classes present in `y_true`.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = proba.argmax(axis=1)
+    k = len(classes)
+    labels = list(range(k))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    negatives = cm.sum() - cm.sum(axis=1)
+    true_negatives = negatives - (cm.sum(axis=0) - np.diag(cm))
+    specificity = np.divide(true_negatives, negatives, out=np.zeros(k), where=negatives > 0)
+    macro_auc, auc_per_class = _macro_auc(y_true, proba)
+    counts = np.bincount(y_true, minlength=k)
+    misclassified = np.divide(counts - np.diag(cm), counts, out=np.zeros(k), where=counts > 0)
+    mel = classes.index(MELANOMA) if MELANOMA in classes else None
+    majority = int(counts.argmax())
+    return {
+        "n_images": int(len(y_true)),
+        "classes": list(classes),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_auc": macro_auc,
+        "melanoma_recall": float(recall[mel]) if mel is not None and counts[mel] else None,
+        "cohen_kappa": _finite(cohen_kappa_score(y_true, y_pred, labels=labels)),
+        "matthews_corrcoef": float(matthews_corrcoef(y_true, y_pred)),
+        "majority_class": classes[majority],
+        "majority_baseline_accuracy": float(counts[majority] / max(1, len(y_true))),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                   "specificity": float(specificity[i]), "f1": float(f1[i]),
+                   "support": int(support[i]), "auc": auc_per_class[i],
+                   "fraction_misclassified": float(misclassified[i])}
+            for i, name in enumerate(classes)
+        },
+        "confusion_matrix": cm.tolist(),
+    }

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Set up the project's virtual environment, then run the app or the tests.
+
+    python3 dev.py run  [ARGS...]   # install what is missing, then `python main.py ARGS`
+    python3 dev.py test [ARGS...]   # install what is missing (with test extras), then pytest
+
+Needs only Python 3.11+. Idempotent: the environment in .venv is reused and
+reinstalled only when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def _ensure_env(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
+    if not PYTHON.exists():
+        print(f"Creating virtual environment in {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    spec = ".[test]" if extras == "test" else "."
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
+    stamp = VENV / f".installed-{extras}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print(f"Installing dependencies ({spec}) ...", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "install", "--quiet", "-e", spec], check=True, cwd=ROOT)
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"run", "test"}:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    _ensure_env("test" if command == "test" else "run")
+    if command == "run":
+        args = [str(PYTHON), str(ROOT / "main.py"), *rest]
+    else:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        args = [str(PYTHON), "-m", "pytest", *rest]
+    return subprocess.call(args, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

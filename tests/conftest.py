@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated per-user folder and small synthetic datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import make_ham
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED = Path(os.environ.get("SKIN_LESION_SHARED",
+                             Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs, caches and settings go to a temporary folder, never the user's."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("SKIN_LESION_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def ham_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small HAM10000-layout dataset (7 classes x 6 images, 2 images per lesion)."""
+    return make_ham(tmp_path_factory.mktemp("ham"))
+
+
+@pytest.fixture()
+def real_ham() -> Path:
+    """The shared HAM10000 copy; skips when this checkout has no ../shared."""
+    root = SHARED / "ham10000"
+    if not (root / "HAM10000_metadata.csv").is_file():
+        pytest.skip(f"real HAM10000 data not found at {root} (only CI and dev machines have it)")
+    return root
