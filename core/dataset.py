@@ -149,11 +149,11 @@ def _load_ham(root: Path, csv: Path) -> Dataset:
         problems.append(Problem("missing-column", "lesion_id",
                                 "each image counts as its own lesion; the split cannot group"))
         frame["lesion_id"] = frame["image_id"]
-    frame["lesion_id"] = frame["lesion_id"].str.strip().where(frame["lesion_id"].str.strip() != "",
-                                                              frame["image_id"])
+    lesion = frame["lesion_id"].str.strip()
+    frame["lesion_id"] = lesion.where(lesion != "", frame["image_id"])
     unknown = ~frame["dx"].isin(HAM10000_CLASSES)
     if unknown.any():
-        rows = [f"row {i + 2}: '{frame.at[i, 'dx']}'" for i in frame.index[unknown]]
+        rows = [f"row {int(i) + 2}: '{frame.at[i, 'dx']!s}'" for i in frame.index[unknown]]
         _listed(problems, "unknown-label", rows, f"known: {', '.join(HAM10000_CLASSES)}")
         frame = frame[~unknown]
     return _finish(root, "ham10000", list(HAM10000_CLASSES), frame, problems, csv)
@@ -166,11 +166,12 @@ def _load_isic(root: Path, csv: Path) -> Dataset:
     onehot = frame[class_columns].apply(pd.to_numeric, errors="coerce").fillna(0.0)
     bad = onehot.max(axis=1) <= 0
     if bad.any():
-        rows = [f"row {i + 2}: '{frame.at[i, 'image']}'" for i in frame.index[bad]]
+        rows = [f"row {int(i) + 2}: '{frame.at[i, 'image']!s}'" for i in frame.index[bad]]
         _listed(problems, "unknown-label", rows, "no class column is set")
     labels = onehot.idxmax(axis=1).map(ISIC_COLUMNS)
     records = pd.DataFrame({"image_id": frame["image"].str.strip(), "dx": labels})
-    records["lesion_id"] = frame["lesion_id"] if "lesion_id" in frame.columns else records["image_id"]
+    has_lesions = "lesion_id" in frame.columns
+    records["lesion_id"] = frame["lesion_id"] if has_lesions else records["image_id"]
     return _finish(root, "isic2018", list(HAM10000_CLASSES), records[~bad], problems, csv)
 
 
@@ -248,7 +249,8 @@ def summarize(dataset: Dataset) -> dict:
             "missing": int(rec["age"].isna().sum()),
             "mean": round(float(ages.mean()), 1) if len(ages) else None,
             "median": float(ages.median()) if len(ages) else None,
-            "by_decade": {f"{k}-{k + 9}": int(v) for k, v in decades.items()},
+            "by_decade": {f"{k}-{k + 9}": int(v)
+                          for k, v in zip(decades.index.astype(int), decades, strict=True)},
         }
     summary["problems"] = [{"kind": p.kind, "item": p.item, "detail": p.detail}
                            for p in dataset.problems]

@@ -52,11 +52,10 @@ def read_image(path: str | Path, size: int, crop: str = "squash") -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.format == "JPEG":
-                    img.draft("RGB", (size, size))  # decode at a reduced scale, >= size
-                img = ImageOps.exif_transpose(img)
-                img = _to_rgb(img)
+            with Image.open(path) as opened:
+                if opened.format == "JPEG":
+                    opened.draft("RGB", (size, size))  # decode at a reduced scale, >= size
+                img = _to_rgb(ImageOps.exif_transpose(opened))
     except FileNotFoundError as exc:
         raise ImageError(f"{path.name}: file not found") from exc
     except PermissionError as exc:

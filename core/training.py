@@ -225,7 +225,8 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None,
 
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.model)
     run_dir.mkdir(parents=True, exist_ok=True)
-    paths.write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=2, default=str))
+    paths.write_text_atomic(run_dir / "config.json",
+                            json.dumps(asdict(config), indent=2, default=str))
     with paths.atomic_path(run_dir / "split.csv") as tmp:
         split_table.to_csv(tmp, index=False)
     history: list[dict[str, float]] = []
@@ -257,8 +258,9 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None,
     status(f"evaluating on {len(test_pos)} test images")
     proba = predict_probabilities(model, images[test_pos])
     metrics = compute_metrics(labels[test_pos], proba, classes)
-    metrics.update(split=config.split, evaluated_on="val" if config.split != "lesion" else "test",
-                   leaky=config.split != "lesion", best_epoch=hooks.best_epoch,
+    leaky = config.split != "lesion"
+    metrics.update(split=config.split, evaluated_on="val" if leaky else "test",
+                   leaky=leaky, best_epoch=hooks.best_epoch,
                    epochs_completed=len(history), stopped=hooks.stopped_mid_epoch or stop(),
                    train_images=int(len(train_pos)), val_images=int(len(val_pos)),
                    seconds=round(time.time() - started, 1), problems=len(dataset.problems))

@@ -1,0 +1,83 @@
+"""The command line: JSON output, clear one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from tests.synthetic import make_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_main(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True,
+                          text=True, timeout=300, env=os.environ.copy())
+
+
+def test_data_summary_json(ham_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "summary", "--data", str(ham_dir), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_images"] == 42 and summary["n_lesions"] == 21
+    assert summary["per_class"]["nv"]["images"] == 6
+    assert summary["problems"] == []
+
+
+def test_train_evaluate_predict_round_trip(ham_dir: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(ham_dir), "--model", "mlp", "--image-size", "8",
+                 "--epochs", "1", "--balance", "resample:8", "--out", str(run), "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["run_dir"] == str(run)
+    model = str(run / "model.keras")
+    assert main(["evaluate", "--model", model, "--data", str(ham_dir), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    for key in ("n_images", "accuracy", "balanced_accuracy", "macro_auc", "melanoma_recall",
+                "per_class", "confusion_matrix", "classes"):
+        assert key in metrics
+    image = next((ham_dir / "HAM10000_images_part_1").glob("*.jpg"))
+    assert main(["predict", "--model", model, str(image), "--json"]) == 0
+    [prediction] = json.loads(capsys.readouterr().out)
+    assert prediction["label"] in prediction["probabilities"]
+    assert len(prediction["probabilities"]) == 7
+    assert prediction["full_name"]
+
+
+def test_predict_reports_a_bad_file_and_exits_non_zero(ham_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    run = tmp_path / "run"
+    main(["train", "--data", str(ham_dir), "--model", "mlp", "--image-size", "8", "--epochs",
+          "1", "--out", str(run)])
+    capsys.readouterr()
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    good = make_image(tmp_path / "ok.png", (10, 20, 30))
+    assert main(["predict", "--model", str(run / "model.keras"), str(good), str(text)]) == 1
+    out = capsys.readouterr().out
+    assert "notes.jpg: error: notes.jpg: not an image" in out
+    assert "ok.png: " in out and "not a medical device" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["data", "summary", "--data", "/no/such/folder"], "error: /no/such/folder is not a folder"),
+    (["predict", "x.jpg"], "error: no model is available"),
+    (["evaluate", "--model", "/no/model.keras", "--data", "."], "error: model file not found"),
+])
+def test_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:
+    done = run_main(*args)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(message)
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_train_rejects_bad_settings(ham_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", str(ham_dir), "--epochs", "0"]) == 2
+    assert "epochs must be at least 1" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+"""Splits never put a lesion on two sides; balancing touches training rows only; metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import DatasetError
+from core.metrics import compute_metrics
+from core.splits import (
+    class_weights,
+    parse_balance,
+    resample_training,
+    split_lesion,
+    split_seed_leaky,
+)
+
+
+def records(n_lesions: int = 60, per_lesion: int = 3) -> pd.DataFrame:
+    classes = ["mel", "nv", "bkl"]
+    rows = [{"image_id": f"img{les}_{k}", "lesion_id": f"L{les}", "dx": classes[les % 3]}
+            for les in range(n_lesions) for k in range(per_lesion)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_lesion_split_keeps_each_lesion_on_one_side(seed: int) -> None:
+    recs = records()
+    subset = split_lesion(recs, seed=seed)
+    sides = recs.assign(subset=subset).groupby("lesion_id")["subset"].nunique()
+    assert (sides == 1).all()
+    counts = subset.value_counts(normalize=True)
+    assert set(counts.index) == {"train", "val", "test"}
+    assert 0.6 < counts["train"] < 0.8
+    # every class is on every side (stratified)
+    assert (recs.assign(subset=subset).groupby("subset")["dx"].nunique() == 3).all()
+
+
+def test_lesion_split_is_reproducible_and_depends_on_seed() -> None:
+    recs = records()
+    assert split_lesion(recs, seed=3).equals(split_lesion(recs, seed=3))
+    assert not split_lesion(recs, seed=3).equals(split_lesion(recs, seed=4))
+
+
+def test_lesion_split_needs_a_few_lesions() -> None:
+    with pytest.raises(DatasetError, match="at least 3 distinct lesions"):
+        split_lesion(records(n_lesions=2))
+
+
+def test_seed_leaky_resamples_before_splitting_and_so_leaks() -> None:
+    recs = records()
+    balanced, subset = split_seed_leaky(recs, per_class=50, seed=0)
+    assert len(balanced) == 150 and (subset == "val").sum() == 30
+    train_ids = set(balanced.loc[(subset == "train").to_numpy(), "image_id"])
+    val_ids = set(balanced.loc[(subset == "val").to_numpy(), "image_id"])
+    assert train_ids & val_ids  # copies of one image on both sides: the study's flaw
+
+
+def test_resampling_uses_only_training_rows() -> None:
+    labels = np.array([0] * 30 + [1] * 10 + [2] * 5)
+    train = np.arange(0, 45, 2)
+    chosen = resample_training(train, labels, per_class=20, seed=0)
+    assert set(chosen) <= set(train)
+    assert np.bincount(labels[chosen]).tolist() == [20, 20, 20]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("resample:500", ("resample", 500)), ("class-weights", ("class-weights", 0)),
+    ("none", ("none", 0)),
+])
+def test_parse_balance(text: str, expected: tuple[str, int]) -> None:
+    assert parse_balance(text) == expected
+
+
+@pytest.mark.parametrize("text", ["resample:", "resample:-1", "resample:x", "oversample"])
+def test_parse_balance_rejects_bad_values(text: str) -> None:
+    with pytest.raises(DatasetError, match="balance must be"):
+        parse_balance(text)
+
+
+def test_class_weights_favour_rare_classes() -> None:
+    weights = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert weights[1] > weights[0] and weights[2] == 1.0
+
+
+def test_metrics_on_a_known_confusion() -> None:
+    classes = ["akiec", "mel", "nv"]
+    y_true = np.array([0, 1, 1, 2, 2, 2, 2, 2])
+    y_pred = np.array([0, 1, 2, 2, 2, 2, 2, 1])
+    proba = np.eye(3)[y_pred] * 0.8 + 0.2 / 3
+    m = compute_metrics(y_true, proba, classes)
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["balanced_accuracy"] == pytest.approx((1 + 0.5 + 0.8) / 3)
+    assert m["melanoma_recall"] == pytest.approx(0.5)
+    assert m["majority_class"] == "nv" and m["majority_baseline_accuracy"] == pytest.approx(5 / 8)
+    assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [0, 1, 4]]
+    assert m["per_class"]["nv"]["fraction_misclassified"] == pytest.approx(0.2)
+    assert m["per_class"]["mel"]["specificity"] == pytest.approx(5 / 6)
+    assert 0 < m["macro_auc"] <= 1
+
+
+def test_metrics_with_an_absent_class_stay_defined() -> None:
+    proba = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0]])
+    m = compute_metrics(np.array([0, 1]), proba, ["bcc", "nv", "vasc"])
+    assert m["per_class"]["vasc"]["auc"] is None
+    assert m["macro_auc"] == pytest.approx(1.0)
+    assert m["melanoma_recall"] is None

@@ -1,0 +1,106 @@
+"""End-to-end training on a tiny synthetic dataset: run folder, stop, best epoch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.dataset import load_dataset
+from core.images import load_images
+from core.inference import evaluate, predict_files
+from core.model_io import load_model
+from core.training import BatchProgress, EpochResult, TrainConfig, train
+
+
+def tiny(ham_dir: Path, **overrides) -> TrainConfig:
+    settings = dict(data_dir=str(ham_dir), model="mlp", image_size=8, epochs=2, batch_size=8,
+                    balance="resample:10", seed=1)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def test_training_writes_a_complete_run_folder(ham_dir: Path, tmp_path: Path) -> None:
+    epochs: list[EpochResult] = []
+    batches: list[BatchProgress] = []
+    result = train(tiny(ham_dir), out_dir=tmp_path / "run", on_epoch=epochs.append,
+                   on_batch=batches.append)
+    run = result.run_dir
+    assert sorted(p.name for p in run.iterdir()) == [
+        "config.json", "history.csv", "metrics.json", "model.keras", "split.csv"]
+    assert [e.epoch for e in epochs] == [1, 2]
+    # resample:10 gives 70 training images = 9 batches of 8 per epoch
+    assert batches[-1] == BatchProgress(2, 2, 9, 9)
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2] and "val_loss" in history
+    assert result.best_epoch == int(history["val_loss"].idxmin()) + 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("accuracy", "balanced_accuracy", "macro_auc", "melanoma_recall", "cohen_kappa",
+                "matthews_corrcoef", "majority_baseline_accuracy", "confusion_matrix"):
+        assert key in metrics
+    assert metrics["evaluated_on"] == "test" and not metrics["leaky"]
+    split = pd.read_csv(run / "split.csv")
+    assert (split.groupby("lesion_id")["subset"].nunique() == 1).all()
+    assert metrics["n_images"] == (split["subset"] == "test").sum()
+    assert json.loads((run / "config.json").read_text())["model"] == "mlp"
+
+
+def test_saved_run_model_evaluates_and_predicts_consistently(ham_dir: Path,
+                                                             tmp_path: Path) -> None:
+    result = train(tiny(ham_dir, epochs=1), out_dir=tmp_path / "run")
+    loaded = load_model(result.run_dir / "model.keras")
+    assert loaded.info.image_size == 8 and len(loaded.info.classes) == 7
+    assert loaded.info.trained_on["split"] == "lesion"
+    files = sorted((ham_dir / "HAM10000_images_part_1").glob("*.jpg"))[:3]
+    predictions = predict_files(loaded, files)
+    dataset = load_dataset(ham_dir)
+    images = load_images(dataset, 8).images
+    row = dataset.records.index[dataset.records["image_id"] == files[0].stem][0]
+    expected = loaded.predict(images[row:row + 1])[0]
+    assert predictions[0].probabilities is not None
+    np.testing.assert_allclose(list(predictions[0].probabilities.values()), expected, rtol=1e-5)
+    metrics = evaluate(loaded, ham_dir)
+    assert metrics["n_images"] == 42
+
+
+def test_stop_takes_effect_within_one_batch_and_keeps_a_model(ham_dir: Path,
+                                                              tmp_path: Path) -> None:
+    seen: list[BatchProgress] = []
+    result = train(tiny(ham_dir, epochs=50), out_dir=tmp_path / "run", on_batch=seen.append,
+                   should_stop=lambda: len(seen) >= 3)
+    assert len(seen) == 3
+    assert result.stopped and result.history == []
+    assert (result.run_dir / "model.keras").is_file()
+    assert json.loads((result.run_dir / "metrics.json").read_text())["stopped"] is True
+
+
+def test_stop_after_an_epoch_keeps_that_epoch(ham_dir: Path, tmp_path: Path) -> None:
+    epochs: list[EpochResult] = []
+    batches: list[BatchProgress] = []
+    result = train(tiny(ham_dir, epochs=50), out_dir=tmp_path / "run", on_epoch=epochs.append,
+                   on_batch=batches.append, should_stop=lambda: len(batches) >= 12)
+    assert len(batches) == 12  # 9 in epoch 1, 3 in epoch 2
+    assert [e.epoch for e in epochs] == [1] and result.best_epoch == 1
+
+
+@pytest.mark.parametrize("balance", ["class-weights", "none"])
+def test_other_balancing_modes_train(ham_dir: Path, tmp_path: Path, balance: str) -> None:
+    result = train(tiny(ham_dir, epochs=1, balance=balance), out_dir=tmp_path / "run")
+    assert result.metrics["train_images"] < 42  # no resampling: the training part as it is
+
+
+def test_seed_leaky_protocol_is_flagged(ham_dir: Path, tmp_path: Path) -> None:
+    messages: list[str] = []
+    result = train(tiny(ham_dir, epochs=1, split="seed-leaky", balance="resample:20"),
+                   out_dir=tmp_path / "run", on_status=messages.append)
+    assert result.metrics["leaky"] and result.metrics["evaluated_on"] == "val"
+    assert result.metrics["train_images"] + result.metrics["val_images"] == 140
+    assert any("inflated" in m for m in messages)
+
+
+def test_runs_default_to_the_per_user_folder(ham_dir: Path, isolated_home: Path) -> None:
+    result = train(tiny(ham_dir, epochs=1))
+    assert result.run_dir.parent == isolated_home / "data" / "runs"
