@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from core import paths
 from core.classes import full_name
 from core.dataset import Problem, load_dataset
 from core.errors import DatasetError, ImageError, ModelError
 from core.images import load_images, read_image
-from core.metrics import compute_metrics
+from core.metrics import compute_metrics, predictions_table
 from core.model_io import LoadedModel, load_model
 
 
@@ -34,6 +35,15 @@ def evaluate(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
              on_progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Metrics of `model` on every usable image of `data_dir` (the whole folder is the test set)."""
+    return evaluate_with_predictions(model, data_dir, on_progress=on_progress,
+                                     should_stop=should_stop)[0]
+
+
+def evaluate_with_predictions(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
+                              on_progress: Callable[[int, int], None] | None = None,
+                              should_stop: Callable[[], bool] | None = None
+                              ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Like `evaluate`, plus one row per image (see `core.metrics.predictions_table`)."""
     loaded = resolve_model(model)
     dataset = load_dataset(data_dir)
     known = dataset.records["dx"].isin(loaded.info.classes)
@@ -52,7 +62,9 @@ def evaluate(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
     metrics = compute_metrics(labels, proba, loaded.info.classes)
     metrics.update(model=str(loaded.path), data=str(dataset.root), layout=dataset.layout,
                    problems=[str(p) for p in dataset.problems])
-    return metrics
+    table = predictions_table(list(dataset.records["image_id"]), list(dataset.records["path"]),
+                              labels, proba, loaded.info.classes)
+    return metrics, table
 
 
 @dataclass

@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -81,3 +82,39 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -
         },
         "confusion_matrix": cm.tolist(),
     }
+
+
+def roc_curves(y_true: np.ndarray, proba: np.ndarray,
+               classes: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """One-vs-rest ROC curve (fpr, tpr) for each class present with both outcomes."""
+    from sklearn.metrics import roc_curve
+
+    curves = {}
+    for c, name in enumerate(classes):
+        positives = np.asarray(y_true) == c
+        if positives.any() and not positives.all():
+            fpr, tpr, _ = roc_curve(positives, proba[:, c])
+            curves[name] = (fpr, tpr)
+    return curves
+
+
+def predictions_table(image_ids: list[str], paths: list[str], y_true: np.ndarray,
+                      proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """One row per evaluated image: ids, true and predicted class, confidence, probabilities."""
+    y_pred = proba.argmax(axis=1)
+    table = pd.DataFrame({
+        "image_id": image_ids, "path": paths,
+        "true": [classes[i] for i in y_true], "predicted": [classes[i] for i in y_pred],
+        "confidence": proba.max(axis=1).round(6),
+    })
+    for c, name in enumerate(classes):
+        table[f"p_{name}"] = proba[:, c].round(6)
+    return table
+
+
+def table_arrays(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true indices, probabilities) back from a `predictions_table`."""
+    index = {name: i for i, name in enumerate(classes)}
+    y_true = table["true"].map(index).to_numpy(dtype=int)
+    proba = table[[f"p_{name}" for name in classes]].to_numpy(dtype=float)
+    return y_true, proba

@@ -22,7 +22,7 @@ from core.backend import keras, tf
 from core.dataset import load_dataset
 from core.errors import DatasetError
 from core.images import CROP_POLICIES, load_images
-from core.metrics import compute_metrics
+from core.metrics import compute_metrics, predictions_table
 from core.model_io import ModelInfo, predict_probabilities, save_model
 from core.models import MODELS, build_model
 from core.splits import (
@@ -53,6 +53,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     weights: str | None = "imagenet"
+    augment: bool = False  # random flips and small rotations of training images
     use_cache: bool = True
 
     def validate(self) -> None:
@@ -171,14 +172,21 @@ def _hooks_callback(epochs: int, batches: int, on_epoch: Callable[[EpochResult],
 
 
 def _make_dataset(images: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int,
-                  shuffle_seed: int | None) -> Any:
+                  shuffle_seed: int | None, augment: bool = False) -> Any:
+    """A batched, prefetched `tf.data` pipeline; augmentation runs in it, not in the model."""
     tf_ = tf()
     onehot = np.eye(n_classes, dtype=np.float32)[labels]
     ds = tf_.data.Dataset.from_tensor_slices((images, onehot))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).map(lambda x, y: (tf_.cast(x, "float32"), y)).prefetch(
-        tf_.data.AUTOTUNE)
+    ds = ds.batch(batch_size).map(lambda x, y: (tf_.cast(x, "float32"), y))
+    if augment:
+        layers = keras().layers
+        augmenter = keras().Sequential([layers.RandomFlip("horizontal_and_vertical"),
+                                        layers.RandomRotation(0.1, fill_mode="reflect")])
+        ds = ds.map(lambda x, y: (augmenter(x, training=True), y),
+                    num_parallel_calls=tf_.data.AUTOTUNE)
+    return ds.prefetch(tf_.data.AUTOTUNE)
 
 
 def train(config: TrainConfig, *, out_dir: str | Path | None = None,
@@ -241,7 +249,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None,
     model.compile(optimizer=keras().optimizers.Adam(config.learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     train_ds = _make_dataset(images[train_pos], labels[train_pos], len(classes),
-                             config.batch_size, config.seed)
+                             config.batch_size, config.seed, config.augment)
     val_ds = _make_dataset(images[val_pos], labels[val_pos], len(classes), config.batch_size,
                            None)
     batches = math.ceil(len(train_pos) / config.batch_size)
@@ -258,6 +266,9 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None,
     status(f"evaluating on {len(test_pos)} test images")
     proba = predict_probabilities(model, images[test_pos])
     metrics = compute_metrics(labels[test_pos], proba, classes)
+    test_rows = records.iloc[test_pos]
+    table = predictions_table(list(test_rows["image_id"]), list(test_rows["path"]),
+                              labels[test_pos], proba, classes)
     leaky = config.split != "lesion"
     metrics.update(split=config.split, evaluated_on="val" if leaky else "test",
                    leaky=leaky, best_epoch=hooks.best_epoch,
@@ -272,6 +283,8 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None,
                      metrics={k: metrics[k] for k in ("accuracy", "balanced_accuracy",
                                                       "macro_auc", "melanoma_recall")})
     save_model(model, run_dir / "model.keras", info)
+    with paths.atomic_path(run_dir / "predictions.csv") as tmp:
+        table.to_csv(tmp, index=False)
     paths.write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     status(f"saved run to {run_dir}")
     return TrainResult(run_dir, metrics, history, bool(metrics["stopped"]), hooks.best_epoch)

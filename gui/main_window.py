@@ -1,0 +1,232 @@
+"""The main window: tabs for each view, menus, status bar; wires view requests to tasks."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QUrl, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
+
+from core.errors import ModelError
+from core.paths import BUNDLED_MODEL
+from gui.about import show_about
+from gui.classify_view import ClassifyView, classify_task
+from gui.dataset_view import DatasetView, load_overview
+from gui.evaluate_view import EvaluateView
+from gui.model_library import ModelLibrary
+from gui.models_view import ModelsView
+from gui.settings import app_settings
+from gui.tasks import TaskContext, TaskRunner
+from gui.train_view import TrainView
+
+
+def _load_backend(library: ModelLibrary, ctx: TaskContext) -> str:
+    from core.backend import keras
+
+    ctx.status("Loading TensorFlow…")
+    keras()
+    if BUNDLED_MODEL.is_file():
+        library.load(BUNDLED_MODEL)
+        library.activate(BUNDLED_MODEL)
+        return str(BUNDLED_MODEL)
+    return ""
+
+
+def _evaluate_folder(library: ModelLibrary, folder: str, ctx: TaskContext) -> dict[str, Any]:
+    from core.inference import evaluate_with_predictions
+
+    model = library.active()
+    if model is None:
+        raise ModelError("no active model: choose one in the Models view first")
+    metrics, table = evaluate_with_predictions(model, folder, on_progress=ctx.progress,
+                                               should_stop=ctx.should_stop)
+    return {"title": f"{model.path.name} on {Path(folder).name}", "metrics": metrics,
+            "predictions": table}
+
+
+class MainWindow(QMainWindow):
+    """Dataset, Train, Evaluate, Classify and Models views in tabs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("Skin Lesion Classifier — research tool, not a medical device")
+        self.setAcceptDrops(True)
+        self.tasks = TaskRunner(self)
+        self.models = ModelLibrary()
+        self.backend_ready = False
+
+        self.dataset_view = DatasetView()
+        self.train_view = TrainView(self.tasks)
+        self.evaluate_view = EvaluateView()
+        self.classify_view = ClassifyView()
+        self.models_view = ModelsView(self.models, self.tasks)
+        self.tabs = QTabWidget()
+        for view, title in ((self.dataset_view, "Dataset"), (self.train_view, "Train"),
+                            (self.evaluate_view, "Evaluate"), (self.classify_view, "Classify"),
+                            (self.models_view, "Models")):
+            self.tabs.addTab(view, title)
+        self.setCentralWidget(self.tabs)
+        self.backend_label = QLabel("TensorFlow: not loaded")
+        self.statusBar().addPermanentWidget(self.backend_label)
+
+        self.dataset_view.open_requested.connect(self.open_dataset)
+        self.train_view.run_open_requested.connect(self.open_run)
+        self.train_view.run_finished.connect(self.models_view.refresh)
+        self.train_view.message.connect(self.show_message)
+        self.evaluate_view.evaluate_folder_requested.connect(self.evaluate_folder)
+        self.classify_view.classify_requested.connect(self.classify_files)
+        self.models_view.active_changed.connect(self.on_active_model)
+        self.models_view.message.connect(self.show_message)
+        self._build_menus()
+        self._restore_geometry()
+
+    # ----- menus and settings -------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "Open &Dataset Folder…", QKeySequence.StandardKey.Open,
+                     self.dataset_view.choose_folder)
+        self._action(file_menu, "Open &Image…", "Ctrl+I", self._open_images)
+        self._action(file_menu, "&Import Model…", "Ctrl+Shift+I", self._import_model)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        view_menu = self.menuBar().addMenu("&View")
+        for index in range(self.tabs.count()):
+            self._action(view_menu, self.tabs.tabText(index), f"Ctrl+{index + 1}",
+                         partial(self.tabs.setCurrentIndex, index))
+        train_menu = self.menuBar().addMenu("&Training")
+        self._action(train_menu, "&Start", "Ctrl+R", self.train_view.start_clicked)
+        self._action(train_menu, "S&top", "Ctrl+.", self.train_view.stop_clicked)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About", QKeySequence.StandardKey.HelpContents,
+                     partial(show_about, self))
+
+    def _action(self, menu: Any, text: str, shortcut: Any, handler: Any) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(handler)
+        menu.addAction(action)
+        return action
+
+    def _restore_geometry(self) -> None:
+        geometry = app_settings().value("window/geometry")
+        if isinstance(geometry, QByteArray) and self.restoreGeometry(geometry):
+            return
+        self.resize(1280, 860)
+
+    # ----- background start-up -------------------------------------------------------------
+    def start_background_loading(self) -> None:
+        """Import TensorFlow (and the bundled model) in a worker after the window shows."""
+        task = self.tasks.start("backend", partial(_load_backend, self.models))
+        task.worker.status.connect(self.show_message)
+        task.worker.succeeded.connect(self.on_backend_ready)
+        task.worker.failed.connect(self.on_backend_failed)
+        self.backend_label.setText("TensorFlow: loading…")
+        self.tasks.run(task)
+
+    @Slot(object)
+    def on_backend_ready(self, active_path: str) -> None:
+        self.backend_ready = True
+        self.backend_label.setText("TensorFlow: ready")
+        if active_path:
+            self.models_view.set_active(Path(active_path))
+        self.models_view.refresh()
+        self.show_message("Ready")
+
+    @Slot(str)
+    def on_backend_failed(self, message: str) -> None:
+        self.backend_label.setText("TensorFlow: unavailable")
+        QMessageBox.critical(self, "TensorFlow could not be loaded", message)
+
+    # ----- requests from the views --------------------------------------------------------
+    @Slot(str)
+    def open_dataset(self, folder: str) -> None:
+        self.dataset_view.show_loading(folder)
+        task = self.tasks.start("dataset", partial(load_overview, folder))
+        task.worker.progress.connect(self.dataset_view.set_progress)
+        task.worker.succeeded.connect(self.on_dataset_loaded)
+        task.worker.failed.connect(self.dataset_view.show_error)
+        self.tasks.run(task)
+
+    @Slot(object)
+    def on_dataset_loaded(self, overview: Any) -> None:
+        self.dataset_view.show_overview(overview)
+        self.train_view.set_dataset(str(overview.summary["root"]))
+        self.show_message(f"Dataset loaded: {overview.summary['n_images']} images")
+
+    @Slot(str)
+    def open_run(self, run_dir: str) -> None:
+        self.evaluate_view.show_run(Path(run_dir))
+        self.tabs.setCurrentWidget(self.evaluate_view)
+
+    @Slot(str)
+    def evaluate_folder(self, folder: str) -> None:
+        task = self.tasks.start("evaluate", partial(_evaluate_folder, self.models, folder))
+        task.worker.progress.connect(self.evaluate_view.set_progress)
+        task.worker.succeeded.connect(self.evaluate_view.show_evaluation)
+        task.worker.failed.connect(self.evaluate_view.show_error)
+        self.tasks.run(task)
+
+    @Slot(list)
+    def classify_files(self, files: list[str]) -> None:
+        model = self.models.active()
+        if model is None:
+            self.classify_view.show_error(
+                "No model is active yet: train one or choose one in the Models view"
+                if self.backend_ready else "TensorFlow is still loading; try again in a moment")
+            return
+        self.classify_view.show_busy(len(files))
+        task = self.tasks.start("classify", partial(classify_task, model, files))
+        task.worker.progress.connect(self.classify_view.set_progress)
+        task.worker.succeeded.connect(self.classify_view.show_predictions)
+        task.worker.failed.connect(self.classify_view.show_error)
+        self.tasks.run(task)
+
+    @Slot(str)
+    def on_active_model(self, description: str) -> None:
+        self.classify_view.set_model_description(description)
+        self.evaluate_view.set_model_description(description)
+
+    @Slot(str)
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _open_images(self) -> None:
+        self.tabs.setCurrentWidget(self.classify_view)
+        self.classify_view.choose_files()
+
+    def _import_model(self) -> None:
+        self.tabs.setCurrentWidget(self.models_view)
+        self.models_view.choose_import()
+
+    # ----- drag and drop: a folder dropped anywhere opens it as a dataset -----------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if len(urls) == 1 and Path(urls[0].toLocalFile()).is_dir():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls: list[QUrl] = event.mimeData().urls()
+        if urls and Path(urls[0].toLocalFile()).is_dir():
+            self.tabs.setCurrentWidget(self.dataset_view)
+            self.open_dataset(urls[0].toLocalFile())
+
+    # ----- closing ------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.tasks.running("train"):
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "A training run is in progress. Stop it (the best epoch so far is kept) and quit?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.statusBar().showMessage("Stopping background work…")
+        self.tasks.stop_all()
+        settings = app_settings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.sync()
+        event.accept()
