@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
 
         self.dataset_view.open_requested.connect(self.open_dataset)
         self.train_view.run_open_requested.connect(self.open_run)
-        self.train_view.run_finished.connect(self.models_view.refresh)
+        self.train_view.run_finished.connect(self.on_run_finished)
         self.train_view.message.connect(self.show_message)
         self.evaluate_view.evaluate_folder_requested.connect(self.evaluate_folder)
         self.classify_view.classify_requested.connect(self.classify_files)
@@ -160,6 +160,13 @@ class MainWindow(QMainWindow):
     def open_run(self, run_dir: str) -> None:
         self.evaluate_view.show_run(Path(run_dir))
         self.tabs.setCurrentWidget(self.evaluate_view)
+
+    @Slot(str)
+    def on_run_finished(self, run_dir: str) -> None:
+        self.models_view.refresh()
+        model = Path(run_dir) / "model.keras"
+        if self.models.active() is None and model.is_file():
+            self.models_view.activate(model)  # a first trained model becomes the active one
 
     @Slot(str)
     def evaluate_folder(self, folder: str) -> None:

@@ -34,7 +34,7 @@ class TaskWorker(QObject):
 
     progress = Signal(int, int)
     status = Signal(str)
-    event = Signal(object)
+    report = Signal(object)  # plain-data events (not `event`: that is QObject's handler)
     succeeded = Signal(object)
     failed = Signal(str)
     cancelled = Signal(str)
@@ -48,7 +48,7 @@ class TaskWorker(QObject):
     @Slot()
     def run(self) -> None:
         """Run the task; never lets an exception escape into Qt."""
-        context = TaskContext(self.progress.emit, self.status.emit, self.event.emit,
+        context = TaskContext(self.progress.emit, self.status.emit, self.report.emit,
                               self.stop_event.is_set)
         try:
             result = self._fn(context)

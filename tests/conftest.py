@@ -38,3 +38,14 @@ def real_ham() -> Path:
     if not (root / "HAM10000_metadata.csv").is_file():
         pytest.skip(f"real HAM10000 data not found at {root} (only CI and dev machines have it)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(ham_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained model file (MLP at 8 px, one epoch) shared by the GUI tests."""
+    from core.training import TrainConfig, train
+
+    config = TrainConfig(data_dir=str(ham_dir), model="mlp", image_size=8, epochs=1,
+                         balance="none")
+    result = train(config, out_dir=tmp_path_factory.mktemp("tiny-run") / "run")
+    return result.run_dir / "model.keras"

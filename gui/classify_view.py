@@ -1,0 +1,286 @@
+"""The Classify view: drop images (or a folder), see the class, probabilities and a table."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImageReader, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.classes import full_name
+from core.dataset import IMAGE_SUFFIXES
+from core.errors import CancelledError
+from core.inference import Prediction, predict_files
+from core.model_io import LoadedModel
+from core.paths import write_text_atomic
+from gui.about import DISCLAIMER
+from gui.plot_canvas import PlotCanvas
+from gui.settings import last_folder, remember_folder
+from gui.tasks import TaskContext
+
+CHUNK = 64
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files as given, folders replaced by the images below them (sorted)."""
+    files: list[str] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            files += [str(p) for p in sorted(path.rglob("*"))
+                      if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        else:
+            files.append(str(path))
+    return files
+
+
+def classify_task(model: LoadedModel, files: list[str], ctx: TaskContext) -> list[Prediction]:
+    """Classify `files` in chunks (runs in a worker), reporting progress."""
+    results: list[Prediction] = []
+    for start in range(0, len(files), CHUNK):
+        if ctx.should_stop():
+            raise CancelledError("classification was stopped")
+        results += predict_files(model, files[start:start + CHUNK])
+        ctx.progress(len(results), len(files))
+    return results
+
+
+class ClassifyView(QWidget):
+    """Drop one or many images anywhere on this view to classify them."""
+
+    classify_requested = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.predictions: list[Prediction] = []
+        self.model_label = QLabel("Model: none loaded yet")
+        open_button = QPushButton("Open images…")
+        open_button.clicked.connect(self.choose_files)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self.export_csv)
+        self.export_button.setEnabled(False)
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 1.0)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setValue(0.5)
+        self.threshold_spin.setPrefix("Low-confidence below ")
+        self.threshold_spin.valueChanged.connect(self._show_selected)
+        top = QHBoxLayout()
+        top.addWidget(self.model_label, 1)
+        top.addWidget(self.threshold_spin)
+        top.addWidget(open_button)
+        top.addWidget(self.export_button)
+
+        self.hint = QLabel("Drop dermoscopic images or a folder here, or use File ▸ Open Image.")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setStyleSheet("border: 2px dashed #999; border-radius: 8px; padding: 18px;"
+                                "color: #555; font-size: 14px;")
+        self.error_label = QLabel("")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.error_label.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+
+        self.image_label = QLabel()
+        self.image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image_label.setMinimumSize(260, 220)
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
+        self.result_label.setStyleSheet("font-size: 18px; font-weight: bold;")
+        self.low_confidence = QLabel("")
+        self.low_confidence.setWordWrap(True)
+        self.low_confidence.setStyleSheet("color: #a15c00; font-weight: bold;")
+        self.low_confidence.hide()
+        self.disclaimer = QLabel(f"⚕ {DISCLAIMER}")
+        self.disclaimer.setWordWrap(True)
+        self.disclaimer.setStyleSheet("color: #444; background: #fff4d6; padding: 6px;")
+        self.chart = PlotCanvas(self, width=5, height=3)
+
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["File", "Prediction", "Confidence", "Note"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._show_selected)
+
+        detail = QVBoxLayout()
+        detail.addWidget(self.result_label)
+        detail.addWidget(self.low_confidence)
+        detail.addWidget(self.chart, 1)
+        detail.addWidget(self.disclaimer)
+        detail_widget = QWidget()
+        detail_widget.setLayout(detail)
+        upper = QSplitter()
+        upper.addWidget(self.image_label)
+        upper.addWidget(detail_widget)
+        upper.setSizes([380, 620])
+        lower = QSplitter(Qt.Orientation.Vertical)
+        lower.addWidget(upper)
+        lower.addWidget(self.table)
+        lower.setSizes([520, 220])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.progress)
+        layout.addWidget(lower, 1)
+
+    # ----- input ----------------------------------------------------------------------------
+    def choose_files(self) -> None:
+        """Ask for image files and classify them."""
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open images", last_folder("images"),
+            "Images (" + " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)) + ");;All files (*)")
+        if files:
+            remember_folder("images", str(Path(files[0]).parent))
+            self.request(files)
+
+    def request(self, paths: list[str]) -> None:
+        """Expand folders and ask for classification of the files."""
+        files = expand_paths(paths)
+        if not files:
+            self.show_error("No image files found in what was dropped.")
+            return
+        self.classify_requested.emit(files)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.request(paths)
+
+    # ----- output ---------------------------------------------------------------------------
+    def set_model_description(self, text: str) -> None:
+        """Say which model classifies."""
+        self.model_label.setText(f"Model: {text}")
+
+    def show_busy(self, count: int) -> None:
+        """Show that `count` images are being classified."""
+        self.error_label.hide()
+        self.progress.setRange(0, count)
+        self.progress.setValue(0)
+        self.progress.setVisible(count > 1)
+
+    @Slot(int, int)
+    def set_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    @Slot(str)
+    def show_error(self, message: str) -> None:
+        """Show a message inline; earlier results stay as they were."""
+        self.progress.hide()
+        self.error_label.setText(message)
+        self.error_label.show()
+
+    @Slot(object)
+    def show_predictions(self, predictions: list[Prediction]) -> None:
+        """Show results; files that could not be read are reported inline."""
+        self.progress.hide()
+        failed = [p for p in predictions if p.error]
+        if len(failed) == len(predictions):
+            self.show_error("\n".join(f"Could not classify {p.error}" for p in failed))
+            return
+        self.error_label.setVisible(bool(failed))
+        self.error_label.setText(f"{len(failed)} file(s) could not be read: "
+                                 + "; ".join(p.error for p in failed[:3]))
+        self.hint.hide()
+        self.predictions = predictions
+        self.table.setRowCount(len(predictions))
+        for row, p in enumerate(predictions):
+            cells = (Path(p.path).name, p.label and f"{p.label} — {p.full_name}",
+                     "" if p.error else f"{p.confidence:.1%}", p.error)
+            for col, text in enumerate(cells):
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        self.table.setVisible(len(predictions) > 1)
+        self.export_button.setEnabled(True)
+        first = next(i for i, p in enumerate(predictions) if not p.error)
+        self.table.selectRow(first)
+        self._show(predictions[first])
+
+    def _show_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows and rows[0].row() < len(self.predictions):
+            self._show(self.predictions[rows[0].row()])
+
+    def _show(self, p: Prediction) -> None:
+        if p.error or p.probabilities is None:
+            self.result_label.setText(f"{Path(p.path).name}: {p.error}")
+            return
+        reader = QImageReader(p.path)
+        reader.setAutoTransform(True)
+        image = reader.read()
+        if not image.isNull():
+            self.image_label.setPixmap(QPixmap.fromImage(image).scaled(
+                360, 300, Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation))
+        self.result_label.setText(f"{p.full_name} ({p.label}) — {p.confidence:.1%}")
+        low = p.confidence < self.threshold_spin.value()
+        self.low_confidence.setText(
+            f"Low confidence: the top probability is below {self.threshold_spin.value():.0%}. "
+            "The model is unsure; do not rely on this result." if low else "")
+        self.low_confidence.setVisible(low)
+        ax = self.chart.axes[0]
+        ax.clear()
+        names = list(p.probabilities)
+        values = [p.probabilities[n] for n in names]
+        colours = ["#c62828" if n == p.label else "#6d8fb3" for n in names]
+        ax.barh([f"{n} — {full_name(n)}" for n in names], values, color=colours)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("probability")
+        for y, v in enumerate(values):
+            ax.text(min(v + 0.01, 0.9), y, f"{v:.1%}", va="center", fontsize=8)
+        self.chart.draw_idle()
+
+    def bar_count(self) -> int:
+        """Number of probability bars drawn (one per class)."""
+        return len(self.chart.axes[0].patches)
+
+    def export_csv(self) -> None:
+        """Save the results table as CSV (written atomically)."""
+        path, _ = QFileDialog.getSaveFileName(self, "Export results", "predictions.csv",
+                                              "CSV (*.csv)")
+        if path:
+            try:
+                write_text_atomic(Path(path), predictions_csv(self.predictions))
+            except OSError as exc:
+                QMessageBox.warning(self, "Could not export", str(exc))
+
+
+def predictions_csv(predictions: list[Prediction]) -> str:
+    """CSV text: file, prediction, full name, confidence, error, one column per class."""
+    classes = next((list(p.probabilities) for p in predictions if p.probabilities), [])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "prediction", "full_name", "confidence", "error", *classes])
+    for p in predictions:
+        probs = [f"{p.probabilities[c]:.6f}" for c in classes] if p.probabilities else \
+            [""] * len(classes)
+        writer.writerow([p.path, p.label, p.full_name,
+                         "" if p.error else f"{p.confidence:.6f}", p.error, *probs])
+    return buffer.getvalue()

@@ -1,0 +1,187 @@
+"""The Models view: the model library (bundled, trained runs, imported) and the active model."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.classes import full_name
+from gui.model_library import ModelEntry, ModelLibrary, list_models
+from gui.settings import last_folder, remember_folder
+from gui.tasks import TaskContext, TaskRunner
+
+
+def _load_task(library: ModelLibrary, path: Path, activate: bool, ctx: TaskContext) -> str:
+    ctx.status(f"Loading {path.name}…")
+    library.load(path)
+    if activate:
+        library.activate(path)
+    return str(path)
+
+
+def _import_task(library: ModelLibrary, source: Path, ctx: TaskContext) -> str:
+    ctx.status(f"Checking {source.name} (safe mode)…")
+    return str(library.import_file(source))
+
+
+def describe(entry: ModelEntry) -> str:
+    """HTML with everything known about a model: classes, input, training data, metrics."""
+    if entry.problem:
+        return f"<h3>{entry.title}</h3><p style='color:#b00020'>{entry.problem}</p>"
+    info = entry.info
+    if info is None:
+        return (f"<h3>{entry.title}</h3><p>{entry.path}</p><p>No stored description: "
+                "it is treated as a HAM10000 model when its output has 7 classes.</p>")
+    classes = "".join(f"<li>{c} — {full_name(c)}</li>" for c in info.classes)
+    metrics = "".join(f"<tr><td>{k.replace('_', ' ')}</td><td>"
+                      f"{'n/a' if v is None else f'{v:.3f}'}</td></tr>"
+                      for k, v in info.metrics.items())
+    trained = "<br>".join(f"{k}: {v}" for k, v in info.trained_on.items()) or "unknown"
+    return (f"<h3>{entry.title}</h3><p><code>{entry.path}</code></p>"
+            f"<p><b>Architecture:</b> {info.architecture or 'unknown'}<br>"
+            f"<b>Input:</b> {info.image_size}×{info.image_size} px RGB, crop policy "
+            f"'{info.crop}'</p><p><b>Classes:</b></p><ul>{classes}</ul>"
+            f"<p><b>Training data:</b><br>{trained}</p>"
+            f"<p><b>Test metrics:</b></p><table>{metrics or '<tr><td>none</td></tr>'}</table>"
+            f"<details><summary>raw</summary><pre>{json.dumps(info.trained_on, indent=1)}"
+            "</pre></details>")
+
+
+class ModelsView(QWidget):
+    """List models, show their facts, choose the active one, import a `.keras` file."""
+
+    active_changed = Signal(str)
+    message = Signal(str)
+
+    def __init__(self, library: ModelLibrary, tasks: TaskRunner,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.library, self.tasks = library, tasks
+        self.entries: list[ModelEntry] = []
+        self.list = QListWidget()
+        self.list.currentRowChanged.connect(self._show_current)
+        self.details = QTextBrowser()
+        self.active_label = QLabel("Active model: none")
+        self.active_label.setWordWrap(True)
+        self.error_label = QLabel("")
+        self.error_label.setStyleSheet("color: #b00020; font-weight: bold;")
+        self.error_label.setWordWrap(True)
+        self.use_button = QPushButton("Use for Classify")
+        self.use_button.clicked.connect(self.activate_current)
+        import_button = QPushButton("Import .keras file…")
+        import_button.clicked.connect(self.choose_import)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.refresh)
+        buttons = QHBoxLayout()
+        for button in (self.use_button, import_button, refresh):
+            buttons.addWidget(button)
+        splitter = QSplitter()
+        splitter.addWidget(self.list)
+        splitter.addWidget(self.details)
+        splitter.setSizes([380, 700])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.active_label)
+        layout.addWidget(self.error_label)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(buttons)
+        self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        """Re-read the model library."""
+        current = self.current_entry()
+        self.entries = list_models()
+        self.list.clear()
+        active = self.library.active_path()
+        for entry in self.entries:
+            mark = "★ " if entry.path == active else ""
+            item = QListWidgetItem(mark + entry.title + (" (damaged)" if entry.problem else ""))
+            item.setData(Qt.ItemDataRole.UserRole, str(entry.path))
+            self.list.addItem(item)
+        paths = [e.path for e in self.entries]
+        if current is not None and current.path in paths:
+            self.list.setCurrentRow(paths.index(current.path))
+        elif self.entries:
+            self.list.setCurrentRow(0)
+
+    def current_entry(self) -> ModelEntry | None:
+        """The selected library entry."""
+        row = self.list.currentRow() if hasattr(self, "list") else -1
+        return self.entries[row] if 0 <= row < len(self.entries) else None
+
+    def _show_current(self) -> None:
+        entry = self.current_entry()
+        self.details.setHtml(describe(entry) if entry else "")
+
+    @Slot()
+    def activate_current(self) -> None:
+        """Load the selected model in a worker and make it active."""
+        entry = self.current_entry()
+        if entry is not None:
+            self.activate(entry.path)
+
+    def activate(self, path: Path) -> None:
+        """Load `path` in a worker and make it the active model."""
+        self.error_label.setText("")
+        task = self.tasks.start("load-model", partial(_load_task, self.library, path, True))
+        task.worker.status.connect(self.message)
+        task.worker.succeeded.connect(self._on_activated)
+        task.worker.failed.connect(self.show_error)
+        self.tasks.run(task)
+
+    def choose_import(self) -> None:
+        """Ask for a `.keras` file, check it in safe mode, and add it to the library."""
+        path, _ = QFileDialog.getOpenFileName(self, "Import model", last_folder("models"),
+                                              "Keras model (*.keras)")
+        if path:
+            remember_folder("models", str(Path(path).parent))
+            self.import_model(Path(path))
+
+    def import_model(self, source: Path) -> None:
+        """Validate and copy `source` into the library (in a worker)."""
+        self.error_label.setText("")
+        task = self.tasks.start("import-model", partial(_import_task, self.library, source))
+        task.worker.status.connect(self.message)
+        task.worker.succeeded.connect(self._on_imported)
+        task.worker.failed.connect(self.show_error)
+        self.tasks.run(task)
+
+    @Slot(object)
+    def _on_imported(self, path: str) -> None:
+        self.refresh()
+        self.message.emit(f"Imported {Path(path).name}")
+        self.activate(Path(path))
+
+    @Slot(object)
+    def _on_activated(self, path: str) -> None:
+        self.set_active(Path(path))
+
+    def set_active(self, path: Path) -> None:
+        """Show `path` (already loaded and active) as the active model."""
+        self.library.activate(path)
+        entry = next((e for e in list_models() if e.path == path), None)
+        title = entry.title if entry else f"{path.parent.name}/{path.name}"
+        self.active_label.setText(f"Active model: <b>{title}</b> — {path}")
+        self.refresh()
+        self.active_changed.emit(title)
+
+    @Slot(str)
+    def show_error(self, message: str) -> None:
+        """Show why a model could not be loaded; the previous active model stays."""
+        self.error_label.setText(message)
+        self.message.emit(message)

@@ -1,0 +1,52 @@
+"""Live loss and accuracy curves for training and validation, updated in place each epoch."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QWidget
+
+from gui.plot_canvas import PlotCanvas
+
+SERIES = (("loss", "loss", "training"), ("val_loss", "loss", "validation"),
+          ("accuracy", "accuracy", "training"), ("val_accuracy", "accuracy", "validation"))
+
+
+class TrainingCurves(PlotCanvas):
+    """Two panels (loss, accuracy), each with a training and a validation line."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, width=6, height=3, nrows=1, ncols=2)
+        self.points: dict[str, list[tuple[float, float]]] = {}
+        self.lines = {}
+        panels = {"loss": self.axes[0], "accuracy": self.axes[1]}
+        for key, panel, label in SERIES:
+            style = "-o" if label == "training" else "--s"
+            (self.lines[key],) = panels[panel].plot([], [], style, markersize=3, label=label)
+        for name, ax in panels.items():
+            ax.set_title(name.capitalize())
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            ax.legend(loc="best", fontsize="small")
+        self.clear_curves()
+
+    def clear_curves(self) -> None:
+        """Forget all points (a new run starts)."""
+        self.points = {key: [] for key, _, _ in SERIES}
+        for line in self.lines.values():
+            line.set_data([], [])
+        self.draw_idle()
+
+    def add_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        """Append one epoch's values and redraw."""
+        for key, _, _ in SERIES:
+            if key in logs:
+                self.points[key].append((epoch, logs[key]))
+                xs, ys = zip(*self.points[key], strict=True)
+                self.lines[key].set_data(xs, ys)
+        for ax in self.axes:
+            ax.relim()
+            ax.autoscale_view()
+        self.draw_idle()
+
+    def point_count(self) -> int:
+        """How many points the curves hold in total."""
+        return sum(len(v) for v in self.points.values())

@@ -1,0 +1,129 @@
+"""The main window as a user drives it: classify drops, training with progress, stop, close."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from gui.main_window import MainWindow
+from tests.gui_helpers import drop_files
+from tests.synthetic import CLASS_COLOURS, make_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def window(qtbot, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.tasks.stop_all()
+
+
+def activate(qtbot, win: MainWindow, model: Path) -> None:
+    """Make `model` active, then show the Classify tab as a user would."""
+    with qtbot.waitSignal(win.models_view.active_changed, timeout=60000):
+        win.models_view.activate(model)
+    win.tabs.setCurrentWidget(win.classify_view)
+
+
+def test_window_shows_before_tensorflow_is_imported() -> None:
+    code = ("import sys\nfrom PySide6.QtWidgets import QApplication\n"
+            "app = QApplication([])\nfrom gui.main_window import MainWindow\n"
+            "w = MainWindow(); w.show(); app.processEvents()\n"
+            "print('tensorflow' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_dropped_image_shows_label_and_seven_bars(qtbot, window: MainWindow, tiny_model: Path,
+                                                  tmp_path: Path) -> None:
+    activate(qtbot, window, tiny_model)
+    view = window.classify_view
+    assert view.model_label.text() == "Model: run/model.keras"
+    image = make_image(tmp_path / "lesion one.jpg", CLASS_COLOURS["mel"], size=(200, 150))
+    drop_files(view, [image])
+    qtbot.waitUntil(lambda: view.result_label.text() != "", timeout=30000)
+    assert "%" in view.result_label.text()
+    assert any(name in view.result_label.text() for name in ("Melanoma", "nevi", "Basal",
+                                                              "keratos", "Dermatofibroma",
+                                                              "Vascular", "Actinic"))
+    assert view.bar_count() == 7
+    assert view.disclaimer.isVisible() and "not a medical device" in view.disclaimer.text()
+
+
+def test_dropped_text_file_gives_an_inline_message_only(qtbot, window: MainWindow,
+                                                        tiny_model: Path, tmp_path: Path) -> None:
+    activate(qtbot, window, tiny_model)
+    view = window.classify_view
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    drop_files(view, [notes])
+    qtbot.waitUntil(lambda: view.error_label.isVisible(), timeout=30000)
+    assert "notes.txt: not an image" in view.error_label.text()
+    assert view.result_label.text() == "" and view.bar_count() == 0
+
+
+def test_several_images_fill_the_table(qtbot, window: MainWindow, tiny_model: Path,
+                                       tmp_path: Path) -> None:
+    activate(qtbot, window, tiny_model)
+    for i, colour in enumerate(list(CLASS_COLOURS.values())[:3]):
+        make_image(tmp_path / "folder" / f"img{i}.png", colour, seed=i)
+    drop_files(window.classify_view, [tmp_path / "folder"])
+    qtbot.waitUntil(lambda: window.classify_view.table.rowCount() == 3, timeout=30000)
+    assert window.classify_view.export_button.isEnabled()
+
+
+def start_training(qtbot, win: MainWindow, data: Path, epochs: int) -> None:
+    view = win.train_view
+    view.set_dataset(str(data))
+    view.model_box.setCurrentIndex(view.model_box.findData("mlp"))
+    view.size_spin.setValue(8)
+    view.epochs_spin.setValue(epochs)
+    view.batch_spin.setValue(4)
+    view.balance_box.setCurrentIndex(view.balance_box.findData("none"))
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    assert view.is_running()
+
+
+def test_one_epoch_training_fills_progress_curves_and_run_list(qtbot, window: MainWindow,
+                                                                ham_dir: Path) -> None:
+    view = window.train_view
+    with qtbot.waitSignal(view.run_finished, timeout=120000):
+        start_training(qtbot, window, ham_dir, epochs=1)
+    qtbot.waitUntil(lambda: not view.is_running(), timeout=10000)
+    assert view.epoch_bar.value() == view.epoch_bar.maximum() == 1
+    assert view.batch_bar.value() == view.batch_bar.maximum() > 0
+    assert view.curves.point_count() == 4  # loss, val_loss, accuracy, val_accuracy
+    assert view.runs.table.rowCount() == 1
+    assert "finished" in view.runs.table.item(0, 5).text()
+    assert "balanced accuracy" in view.log.toPlainText()
+
+
+def test_stop_ends_the_run_quickly_and_keeps_it(qtbot, window: MainWindow,
+                                                ham_dir: Path) -> None:
+    view = window.train_view
+    start_training(qtbot, window, ham_dir, epochs=200)
+    qtbot.waitUntil(lambda: view.batch_bar.format().startswith("Batch")
+                    and view.batch_bar.value() > 0, timeout=60000)
+    with qtbot.waitSignal(view.run_finished, timeout=30000):
+        qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
+    assert view.epoch_bar.value() < 200
+    assert "stopped" in view.runs.table.item(0, 5).text()
+
+
+def test_closing_during_a_run_stops_it_and_leaves_no_thread(qtbot, window: MainWindow,
+                                                            ham_dir: Path) -> None:
+    start_training(qtbot, window, ham_dir, epochs=200)
+    qtbot.waitUntil(lambda: window.train_view.batch_bar.value() > 0, timeout=60000)
+    assert window.close()
+    assert window.tasks.running() == []
