@@ -1,0 +1,323 @@
+"""The Evaluate view: a run's or an evaluation's metrics, confusion matrix, report and ROC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.classes import full_name
+from core.errors import SkinLesionError
+from core.runs import read_run
+from gui.confusion_matrix import ConfusionMatrixWidget, PlotPanel
+from gui.image_grid import ImageGrid
+from gui.settings import last_folder, remember_folder
+
+EMPTY_TEXT = (
+    "<h2>Nothing to show yet</h2>"
+    "<p>Open a run from the <b>Train</b> tab's run list, or evaluate the active model on a "
+    "labelled folder with the button above (HAM10000 layout, ISIC 2018 ground truth, or one "
+    "sub-folder of images per class).</p>"
+)
+REPORT_COLUMNS = ("Class", "Full name", "Precision", "Recall", "Specificity", "F1", "AUC",
+                  "Support")
+ERROR_STYLE = ("color: #a40000; background: #fde8e8; border: 1px solid #e0a0a0; "
+               "padding: 6px; border-radius: 3px;")
+WARNING_STYLE = ("color: #6b4a00; background: #fff4d6; border: 1px solid #e0c070; "
+                 "padding: 6px; border-radius: 3px;")
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A score with `digits` decimals, or '—' when it is undefined (None)."""
+    return "—" if value is None else f"{float(value):.{digits}f}"
+
+
+def metrics_html(metrics: dict[str, Any]) -> str:
+    """The headline scores with the majority-class baseline beside them, as rich text."""
+    cells = [("Accuracy", fmt(metrics.get("accuracy"))),
+             ("Balanced accuracy (ISIC 2018)", fmt(metrics.get("balanced_accuracy"))),
+             ("Macro AUC", fmt(metrics.get("macro_auc"))),
+             ("Melanoma recall", fmt(metrics.get("melanoma_recall"))),
+             ("Baseline", f"always {metrics.get('majority_class', '?')}: "
+                          f"{fmt(metrics.get('majority_baseline_accuracy'), 2)}")]
+    head = "".join(f"<th style='padding: 0 14px 0 0'>{name}</th>" for name, _ in cells)
+    body = "".join(f"<td style='padding: 0 14px 0 0; font-size: 15pt'>{value}</td>"
+                   for _, value in cells)
+    notes = [f"{metrics.get('n_images', '?')} images"]
+    if metrics.get("evaluated_on"):
+        notes.append(f"evaluated on the {metrics['evaluated_on']} part")
+    if metrics.get("best_epoch"):
+        notes.append(f"best epoch {metrics['best_epoch']} of {metrics.get('epochs_completed')}")
+    if metrics.get("stopped"):
+        notes.append("training was stopped early")
+    if metrics.get("cohen_kappa") is not None:
+        notes.append(f"Cohen's kappa {fmt(metrics['cohen_kappa'])}")
+    if metrics.get("matthews_corrcoef") is not None:
+        notes.append(f"MCC {fmt(metrics['matthews_corrcoef'])}")
+    return (f"<table><tr>{head}</tr><tr>{body}</tr></table>"
+            f"<p style='color: #555'>{' · '.join(notes)}</p>")
+
+
+def leaky_text() -> str:
+    """The warning shown for results of the study's seed-leaky protocol."""
+    from core.splits import LEAKY_WARNING
+
+    return (f"⚠ Inflated scores. {LEAKY_WARNING[0].upper()}{LEAKY_WARNING[1:]}. "
+            "Compare models only on the lesion split.")
+
+
+def _item(text: str, numeric: bool = False) -> QTableWidgetItem:
+    item = QTableWidgetItem(text)
+    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+    if numeric:
+        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
+
+
+class EvaluateView(QWidget):
+    """Shows one result: headline metrics, confusion matrix with images, report, ROC curves."""
+
+    evaluate_folder_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.metrics: dict[str, Any] = {}
+        self.predictions: pd.DataFrame | None = None
+
+        self.evaluate_button = QPushButton("Evaluate active model on a labelled folder…")
+        self.evaluate_button.clicked.connect(self.choose_folder)
+        self.model_label = QLabel("Active model: none yet")
+        self.model_label.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.setVisible(False)
+
+        top = QHBoxLayout()
+        top.addWidget(self.evaluate_button)
+        top.addWidget(self.model_label, 1)
+        top.addWidget(self.progress)
+        self.empty_label = QLabel(EMPTY_TEXT)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty_label)
+        self.stack.addWidget(self._build_content())
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.stack, 1)
+
+    def _build_content(self) -> QWidget:
+        self.title_label = QLabel()
+        self.title_label.setWordWrap(True)
+        self.metrics_label = QLabel()
+        self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
+        self.leaky_label = QLabel()
+        self.leaky_label.setWordWrap(True)
+        self.leaky_label.setStyleSheet(WARNING_STYLE)
+        self.leaky_label.setVisible(False)
+
+        self.matrix = ConfusionMatrixWidget()
+        self.matrix.cell_clicked.connect(self.show_cell)
+        self.grid = ImageGrid()
+        matrix_split = QSplitter(Qt.Orientation.Horizontal)
+        matrix_split.addWidget(self.matrix)
+        matrix_split.addWidget(self.grid)
+        matrix_split.setSizes([600, 600])
+
+        self.report = QTableWidget(0, len(REPORT_COLUMNS))
+        self.report.setHorizontalHeaderLabels(list(REPORT_COLUMNS))
+        self.report.verticalHeader().setVisible(False)
+        header = self.report.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.misclassified = PlotPanel("Fraction misclassified per true class",
+                                       "misclassified_per_class.png", width=6, height=3)
+        report_split = QSplitter(Qt.Orientation.Vertical)
+        report_split.addWidget(self.report)
+        report_split.addWidget(self.misclassified)
+        report_split.setSizes([300, 300])
+
+        self.roc = PlotPanel("ROC curves (one class vs. the rest)", "roc_curves.png",
+                             width=6, height=4.5)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(matrix_split, "Confusion matrix")
+        self.tabs.addTab(report_split, "Per-class report")
+        self.tabs.addTab(self.roc, "ROC curves")
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title_label)
+        layout.addWidget(self.metrics_label)
+        layout.addWidget(self.leaky_label)
+        layout.addWidget(self.tabs, 1)
+        return content
+
+    # ----- requests ------------------------------------------------------------------------
+    @Slot()
+    def choose_folder(self) -> None:
+        """Ask for a labelled folder and request an evaluation of the active model on it."""
+        folder = QFileDialog.getExistingDirectory(self, "Evaluate on a labelled folder",
+                                                  last_folder("evaluate"))
+        if not folder:
+            return
+        remember_folder("evaluate", folder)
+        self.error_label.setVisible(False)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Evaluating…")
+        self.progress.setVisible(True)
+        self.evaluate_folder_requested.emit(folder)
+
+    def set_model_description(self, text: str) -> None:
+        """Say which model an evaluation would use."""
+        self.model_label.setText(f"Active model: {text}" if text else "Active model: none yet")
+
+    # ----- results -------------------------------------------------------------------------
+    def show_run(self, run_dir: Path) -> None:
+        """Show the metrics and test predictions a training run saved."""
+        try:
+            run = read_run(Path(run_dir))
+        except (SkinLesionError, OSError, ValueError, KeyError) as exc:
+            self.show_error(f"Could not open run {Path(run_dir).name}: {exc}")
+            return
+        config = run.config
+        title = (f"Run {run.summary.name}: {config.get('model', '?')} on "
+                 f"{Path(str(config.get('data_dir', '?'))).name}, split {config.get('split', '?')}"
+                 f", {config.get('image_size') or 'default'} px")
+        self.show_results(title, run.metrics, run.predictions)
+
+    @Slot(object)
+    def show_evaluation(self, result: dict) -> None:
+        """Show the outcome of an evaluation task: {'title', 'metrics', 'predictions'}."""
+        self.show_results(str(result["title"]), result["metrics"], result.get("predictions"))
+
+    def show_results(self, title: str, metrics: dict, predictions: pd.DataFrame | None) -> None:
+        """Fill every part of the view from a metrics dict and (optionally) predictions."""
+        self.metrics, self.predictions = metrics, predictions
+        self.progress.setVisible(False)
+        self.error_label.setVisible(False)
+        self.title_label.setText(f"<h3>{title}</h3>")
+        self.metrics_label.setText(metrics_html(metrics))
+        leaky = bool(metrics.get("leaky"))
+        self.leaky_label.setText(leaky_text() if leaky else "")
+        self.leaky_label.setVisible(leaky)
+        classes = list(metrics.get("classes", []))
+        self.matrix.set_matrix(metrics.get("confusion_matrix", []), classes)
+        if predictions is None:
+            self.grid.show_message("These results have no per-image predictions to show.")
+        else:
+            self.grid.show_message("Click a cell of the confusion matrix to see its images.")
+        self._fill_report(metrics)
+        self._plot_misclassified(metrics)
+        self._plot_roc(classes, predictions)
+        self.stack.setCurrentIndex(1)
+
+    @Slot(int, int)
+    def show_cell(self, row: int, col: int) -> None:
+        """Show the images whose true class is `row` and predicted class `col`."""
+        classes = list(self.metrics.get("classes", []))
+        if self.predictions is None or not classes:
+            self.grid.show_message("These results have no per-image predictions to show.")
+            return
+        true, predicted = classes[row], classes[col]
+        table = self.predictions
+        rows = table[(table["true"] == true) & (table["predicted"] == predicted)]
+        self.grid.show_images(rows, f"true {true}, predicted {predicted}")
+
+    @Slot(int, int)
+    def set_progress(self, done: int, total: int) -> None:
+        """Show an evaluation's progress."""
+        self.progress.setVisible(True)
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat("Evaluating: %v / %m images")
+
+    @Slot(str)
+    def show_error(self, message: str) -> None:
+        """Show `message` inline, above the results (which stay as they were)."""
+        self.progress.setVisible(False)
+        self.error_label.setText(message)
+        self.error_label.setVisible(True)
+
+    # ----- tables and plots ----------------------------------------------------------------
+    def _fill_report(self, metrics: dict[str, Any]) -> None:
+        per_class: dict[str, dict[str, Any]] = metrics.get("per_class", {})
+        self.report.setRowCount(len(per_class))
+        for r, (code, scores) in enumerate(per_class.items()):
+            values = [fmt(scores.get(key)) for key in
+                      ("precision", "recall", "specificity", "f1", "auc")]
+            self.report.setItem(r, 0, _item(code))
+            self.report.setItem(r, 1, _item(full_name(code)))
+            for c, value in enumerate(values, start=2):
+                self.report.setItem(r, c, _item(value, numeric=True))
+            self.report.setItem(r, 7, _item(str(scores.get("support", "")), numeric=True))
+
+    def _plot_misclassified(self, metrics: dict[str, Any]) -> None:
+        per_class: dict[str, dict[str, Any]] = metrics.get("per_class", {})
+        if not per_class:
+            self.misclassified.message("No per-class scores")
+            return
+        ax = self.misclassified.ax
+        ax.clear()
+        ax.set_axis_on()
+        codes = list(per_class)
+        fractions = [float(per_class[c].get("fraction_misclassified", 0.0)) for c in codes]
+        bars = ax.bar(codes, fractions, color="#c0504d")
+        ax.bar_label(bars, labels=[f"n={per_class[c].get('support', 0)}" for c in codes],
+                     fontsize=8)
+        ax.set_ylim(0, 1.1)
+        ax.set_ylabel("fraction misclassified")
+        ax.set_xlabel("true class")
+        self.misclassified.canvas.draw_idle()
+
+    def _plot_roc(self, classes: list[str], predictions: pd.DataFrame | None) -> None:
+        if predictions is None or predictions.empty:
+            self.roc.message("ROC curves need per-image predictions, which these results lack")
+            return
+        from core.metrics import roc_curves, table_arrays
+
+        try:
+            y_true, proba = table_arrays(predictions, classes)
+        except (KeyError, ValueError) as exc:
+            self.roc.message(f"The predictions table cannot be read: {exc}")
+            return
+        curves = roc_curves(y_true, proba, classes)
+        if not curves:
+            self.roc.message("No class has both positive and negative examples")
+            return
+        per_class = self.metrics.get("per_class", {})
+        ax = self.roc.ax
+        ax.clear()
+        ax.set_axis_on()
+        for name, (fpr, tpr) in curves.items():
+            auc = per_class.get(name, {}).get("auc")
+            ax.plot(fpr, tpr, label=f"{name} (AUC {fmt(auc, 2)})")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.legend(loc="lower right", fontsize=8)
+        self.roc.canvas.draw_idle()

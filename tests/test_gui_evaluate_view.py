@@ -1,0 +1,198 @@
+"""The Evaluate view shows a run's or an evaluation's results as a user reads them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.backend_bases import MouseButton, MouseEvent
+from pytestqt.qtbot import QtBot
+
+from core.classes import HAM10000_CLASSES
+from core.metrics import compute_metrics, predictions_table
+from gui.confusion_matrix import ConfusionMatrixWidget
+from gui.evaluate_view import EvaluateView
+
+CLASSES = list(HAM10000_CLASSES)
+NV, MEL = CLASSES.index("nv"), CLASSES.index("mel")
+
+
+@pytest.fixture(scope="module")
+def run_dir(ham_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny trained run (MLP, 8 px, 1 epoch), shared by this module's tests."""
+    from core.training import TrainConfig, train
+
+    home = tmp_path_factory.mktemp("evaluate_home")
+    with pytest.MonkeyPatch.context() as patch:  # caches go to the temporary home
+        patch.setenv("SKIN_LESION_HOME", str(home))
+        config = TrainConfig(data_dir=str(ham_dir), model="mlp", image_size=8, epochs=1,
+                             balance="none")
+        return train(config, out_dir=home / "run").run_dir
+
+
+def fake_evaluation(ham_dir: Path) -> dict:
+    """110 nv images (all predicted nv) and 10 mel (6 predicted nv, 4 mel), real paths."""
+    files = sorted(str(p) for p in ham_dir.rglob("*.jpg"))
+    y_true = np.array([NV] * 110 + [MEL] * 10)
+    predicted = np.array([NV] * 110 + [NV] * 6 + [MEL] * 4)
+    confidence = np.linspace(0.30, 0.99, len(y_true))
+    proba = np.tile(((1 - confidence) / 6)[:, None], (1, len(CLASSES)))
+    proba[np.arange(len(y_true)), predicted] = confidence
+    ids = [f"IMG_{i:04d}" for i in range(len(y_true))]
+    paths = [files[i % len(files)] for i in range(len(y_true))]
+    return {"title": "model.keras on fake", "metrics": compute_metrics(y_true, proba, CLASSES),
+            "predictions": predictions_table(ids, paths, y_true, proba, CLASSES)}
+
+
+def make_view(qtbot: QtBot) -> EvaluateView:
+    view = EvaluateView()
+    qtbot.addWidget(view)
+    view.resize(1280, 800)
+    view.show()
+    return view
+
+
+def cell(view: EvaluateView, row: int, col: int) -> str:
+    item = view.report.item(row, col)
+    assert item is not None
+    return item.text()
+
+
+def percentages(texts: list[str]) -> list[int]:
+    return [int(re.search(r"\((\d+)%\)$", t).group(1)) for t in texts]  # type: ignore[union-attr]
+
+
+def test_empty_state_says_where_results_come_from(qtbot: QtBot) -> None:
+    view = make_view(qtbot)
+    assert view.stack.currentWidget() is view.empty_label
+    assert "Train" in view.empty_label.text() and "labelled folder" in view.empty_label.text()
+    view.set_model_description("cnn-32px.keras (7 classes)")
+    assert "cnn-32px.keras" in view.model_label.text()
+
+
+def test_a_trained_run_shows_its_metrics_matrix_and_report(qtbot: QtBot, run_dir: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    view = make_view(qtbot)
+    view.show_run(run_dir)
+    assert view.stack.currentIndex() == 1 and not view.error_label.isVisible()
+    assert run_dir.name in view.title_label.text()
+    shown = view.metrics_label.text()
+    assert f"{metrics['balanced_accuracy']:.3f}" in shown
+    assert f"{metrics['accuracy']:.3f}" in shown
+    baseline = f"always {metrics['majority_class']}: {metrics['majority_baseline_accuracy']:.2f}"
+    assert baseline in shown
+    assert not view.leaky_label.isVisible()
+
+    cm = metrics["confusion_matrix"]
+    classes = metrics["classes"]
+    k = len(classes)
+    assert [[view.matrix.cell_text(r, c) for c in range(k)] for r in range(k)] == \
+        [[str(n) for n in row] for row in cm]
+    view.matrix.normalise_box.setChecked(True)
+    for r in range(k):
+        for c in range(k):
+            expected = f"{cm[r][c] / sum(cm[r]):.2f}" if sum(cm[r]) else "–"
+            assert view.matrix.cell_text(r, c) == expected
+    assert [t.get_text() for t in view.matrix.ax.texts][:k] == \
+        [view.matrix.cell_text(0, c) for c in range(k)]
+
+    row, col = np.unravel_index(np.argmax(cm), (k, k))
+    with qtbot.waitSignal(view.matrix.cell_clicked, timeout=2000):
+        view.matrix.click_cell(int(row), int(col))
+    texts = view.grid.item_texts()
+    assert len(texts) == min(cm[row][col], 100) > 0
+    assert all(t.startswith(f"{classes[row]} → {classes[col]} (") for t in texts)
+
+    assert view.report.rowCount() == 7
+    assert [cell(view, r, 0) for r in range(7)] == classes
+    assert cell(view, classes.index("mel"), 1) == "Melanoma"
+    supports = [int(cell(view, r, 7)) for r in range(7)]
+    assert supports == [metrics["per_class"][c]["support"] for c in classes]
+    assert len(view.roc.ax.lines) >= 2  # at least one class curve and the diagonal
+    heights = [b.get_height() for b in view.misclassified.ax.patches]
+    assert heights == pytest.approx([metrics["per_class"][c]["fraction_misclassified"]
+                                     for c in classes])
+
+
+def test_an_evaluation_fills_the_grid_capped_and_sorted(qtbot: QtBot, ham_dir: Path) -> None:
+    view = make_view(qtbot)
+    view.show_evaluation(fake_evaluation(ham_dir))
+    assert "model.keras on fake" in view.title_label.text()
+    assert "always nv: 0.92" in view.metrics_label.text()
+    assert view.matrix.cell_text(MEL, NV) == "6" and view.matrix.cell_text(NV, NV) == "110"
+
+    view.matrix.click_cell(MEL, NV)
+    texts = view.grid.item_texts()
+    assert len(texts) == 6 and all(t.startswith("mel → nv (") for t in texts)
+    assert not view.grid.more_label.isVisible()
+
+    view.matrix.click_cell(NV, NV)
+    texts = view.grid.item_texts()
+    assert len(texts) == 100
+    assert view.grid.more_label.isVisible() and "10 more" in view.grid.more_label.text()
+    assert "110 images" in view.grid.heading.text()
+    highest = percentages(texts)
+    assert highest == sorted(highest, reverse=True) and highest[0] == 93
+    view.grid.sort_combo.setCurrentIndex(1)  # lowest first
+    lowest = percentages(view.grid.item_texts())
+    assert lowest == sorted(lowest) and lowest[0] == 30
+    icon = view.grid.list_widget.item(0).icon()
+    assert not icon.isNull()
+
+
+def test_a_mouse_click_on_the_matrix_selects_that_cell(qtbot: QtBot) -> None:
+    widget = ConfusionMatrixWidget()
+    qtbot.addWidget(widget)
+    widget.resize(600, 500)
+    widget.show()
+    widget.set_matrix([[3, 1], [0, 0]], ["a", "b"])
+    assert [widget.cell_text(0, c) for c in (0, 1)] == ["3", "1"]
+    widget.normalise_box.setChecked(True)
+    assert [widget.cell_text(r, c) for r in (0, 1) for c in (0, 1)] == ["0.75", "0.25", "–", "–"]
+    widget.canvas.draw()
+    x, y = widget.ax.transData.transform((1, 0))  # column 1 ('b' predicted), row 0 ('a' true)
+    event = MouseEvent("button_press_event", widget.canvas, x, y, button=MouseButton.LEFT)
+    with qtbot.waitSignal(widget.cell_clicked, timeout=2000) as blocker:
+        widget.canvas.callbacks.process("button_press_event", event)
+    assert blocker.args == [0, 1] and widget.selected == (0, 1)
+
+
+def test_errors_and_leaky_results_are_shown(qtbot: QtBot, ham_dir: Path,
+                                            tmp_path: Path) -> None:
+    view = make_view(qtbot)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")
+    view.show_run(tmp_path / "broken")
+    assert view.error_label.isVisible()
+    assert "Could not open run broken" in view.error_label.text()
+    assert "no metrics.json" in view.error_label.text()
+    view.show_error("no active model: choose one in the Models view first")
+    assert view.error_label.text() == "no active model: choose one in the Models view first"
+
+    result = fake_evaluation(ham_dir)
+    view.show_results("study protocol", dict(result["metrics"], leaky=True), None)
+    assert not view.error_label.isVisible()
+    assert view.leaky_label.isVisible() and "inflated" in view.leaky_label.text()
+    view.matrix.click_cell(NV, NV)
+    assert view.grid.item_texts() == [] and "no per-image" in view.grid.heading.text()
+    assert "ROC curves need per-image predictions" in view.roc.ax.texts[0].get_text()
+
+
+def test_evaluate_button_asks_for_a_folder(qtbot: QtBot, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    from gui.settings import last_folder
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *_args: str(tmp_path)))
+    view = make_view(qtbot)
+    with qtbot.waitSignal(view.evaluate_folder_requested, timeout=2000) as blocker:
+        view.evaluate_button.click()
+    assert blocker.args == [str(tmp_path)] and last_folder("evaluate") == str(tmp_path)
+    assert view.progress.isVisible()
+    view.set_progress(3, 10)
+    assert (view.progress.value(), view.progress.maximum()) == (3, 10)
