@@ -13,11 +13,11 @@ def main() -> int:
         return cli_main(sys.argv[1:])
     try:
         from gui.app import run_app
-    except ImportError:
-        from core.cli import build_parser
-
-        build_parser().print_help()
-        return 0
+    except ImportError as exc:  # e.g. Qt's system libraries are missing
+        print(f"error: the desktop app cannot start ({exc}); see README for the system "
+              "packages Qt needs. The command line still works: python main.py --help",
+              file=sys.stderr)
+        return 1
     return run_app()
 
 

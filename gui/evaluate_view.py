@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from core.classes import full_name
 from core.errors import SkinLesionError
 from core.runs import read_run
+from gui.about import DISCLAIMER
 from gui.confusion_matrix import ConfusionMatrixWidget, PlotPanel
 from gui.image_grid import ImageGrid
 from gui.settings import last_folder, remember_folder
@@ -173,6 +174,9 @@ class EvaluateView(QWidget):
         layout.addWidget(self.metrics_label)
         layout.addWidget(self.leaky_label)
         layout.addWidget(self.tabs, 1)
+        disclaimer = QLabel(f"⚕ {DISCLAIMER}")
+        disclaimer.setStyleSheet("color: #444; background: #fff4d6; padding: 4px;")
+        layout.addWidget(disclaimer)
         return content
 
     # ----- requests ------------------------------------------------------------------------

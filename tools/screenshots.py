@@ -1,0 +1,116 @@
+"""Drive the real app window under X (e.g. Xvfb) and screenshot every view.
+
+    Xvfb :99 -screen 0 1280x900x24 &
+    DISPLAY=:99 SKIN_LESION_HOME=$(mktemp -d) .venv/bin/python tools/screenshots.py \
+        --data ../shared/datasets/ham10000 --out docs/screenshots
+
+Screenshots are taken of the whole X screen with ImageMagick's `import -window root`, i.e.
+what a user sees. A short CNN run (3 epochs) provides the Train and Evaluate content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from gui.main_window import MainWindow  # noqa: E402
+
+
+def wait(app: QApplication, condition: Callable[[], bool], timeout: float = 600) -> None:
+    """Process events until `condition()` holds."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the app did not reach the expected state in time")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def settle(app: QApplication, seconds: float = 1.0) -> None:
+    """Let the window repaint."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def shot(app: QApplication, out: Path, name: str) -> None:
+    """Save the X screen as OUT/NAME.png."""
+    settle(app)
+    subprocess.run(["import", "-window", "root", str(out / f"{name}.png")], check=True)
+    print(f"saved {out / name}.png", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--out", default=Path("docs/screenshots"), type=Path)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    app = QApplication(sys.argv)
+    win = MainWindow()
+    win.setGeometry(0, 0, 1280, 880)
+    win.show()
+    win.start_background_loading()
+    wait(app, lambda: win.backend_ready)
+
+    win.open_dataset(str(args.data.resolve()))
+    wait(app, lambda: win.train_view.dataset != "")
+    shot(app, args.out, "dataset-classes")
+    win.dataset_view.tabs.setCurrentIndex(1)
+    shot(app, args.out, "dataset-metadata")
+    win.dataset_view.tabs.setCurrentIndex(2)
+    shot(app, args.out, "dataset-samples")
+
+    view = win.train_view
+    win.tabs.setCurrentWidget(view)
+    view.model_box.setCurrentIndex(view.model_box.findData("cnn"))
+    view.epochs_spin.setValue(args.epochs)
+    view.start_clicked()
+    wait(app, lambda: view.epoch_bar.value() >= 1, timeout=1800)
+    shot(app, args.out, "train-running")
+    wait(app, lambda: not view.is_running(), timeout=1800)
+    view.runs.table.selectRow(0)
+    shot(app, args.out, "train-finished")
+
+    view.runs.open_selected()
+    ev = win.evaluate_view
+    matrix = ev.matrix
+    largest_off_diagonal = max(((r, c) for r in range(7) for c in range(7) if r != c),
+                               key=lambda rc: int(matrix.cell_text(*rc) or 0))
+    matrix.click_cell(*largest_off_diagonal)
+    shot(app, args.out, "evaluate-confusion")
+    ev.tabs.setCurrentIndex(1)
+    shot(app, args.out, "evaluate-report")
+    ev.tabs.setCurrentIndex(2)
+    shot(app, args.out, "evaluate-roc")
+
+    win.tabs.setCurrentWidget(win.models_view)
+    wait(app, lambda: win.models.active() is not None, timeout=120)
+    settle(app, 2)
+    shot(app, args.out, "models")
+
+    images = sorted((args.data / "HAM10000_images_part_1").glob("*.jpg"))[:1]
+    win.tabs.setCurrentWidget(win.classify_view)
+    win.classify_view.request([str(p) for p in images])
+    wait(app, lambda: win.classify_view.result_label.text() != "", timeout=120)
+    shot(app, args.out, "classify-one")
+    several = sorted((args.data / "HAM10000_images_part_2").glob("*.jpg"))[:12]
+    win.classify_view.request([str(p) for p in several])
+    wait(app, lambda: win.classify_view.table.rowCount() == 12, timeout=120)
+    shot(app, args.out, "classify-many")
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
