@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 
@@ -57,9 +56,7 @@ def describe(entry: ModelEntry) -> str:
             f"<b>Input:</b> {info.image_size}×{info.image_size} px RGB, crop policy "
             f"'{info.crop}'</p><p><b>Classes:</b></p><ul>{classes}</ul>"
             f"<p><b>Training data:</b><br>{trained}</p>"
-            f"<p><b>Test metrics:</b></p><table>{metrics or '<tr><td>none</td></tr>'}</table>"
-            f"<details><summary>raw</summary><pre>{json.dumps(info.trained_on, indent=1)}"
-            "</pre></details>")
+            f"<p><b>Test metrics:</b></p><table>{metrics or '<tr><td>none</td></tr>'}</table>")
 
 
 class ModelsView(QWidget):

@@ -21,7 +21,7 @@ from core.errors import SkinLesionError
 from core.runs import RunSummary, delete_run, list_runs
 from gui.run_compare import RunCompareDialog
 
-COLUMNS = ("Name", "Model", "Split", "Date", "Balanced acc.", "Status")
+COLUMNS = ("Name", "Model", "Split", "Date", "Bal. acc.", "Status")
 
 
 class RunListWidget(QWidget):
@@ -70,7 +70,7 @@ class RunListWidget(QWidget):
             score = "" if run.balanced_accuracy is None else f"{run.balanced_accuracy:.3f}"
             status = run.damaged and f"damaged: {run.damaged}" or (
                 "stopped" if run.stopped else "finished")
-            date = run.created.strftime("%Y-%m-%d %H:%M") if run.created else ""
+            date = run.created.strftime("%m-%d %H:%M") if run.created else ""
             for col, text in enumerate((run.name, run.model, run.split, date, score, status)):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, str(run.path))

@@ -168,7 +168,7 @@ class TrainView(QWidget):
         splitter = QSplitter()
         for widget in (left_widget, middle_widget, self.runs):
             splitter.addWidget(widget)
-        splitter.setSizes([360, 620, 360])
+        splitter.setSizes([340, 560, 440])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from matplotlib.ticker import MaxNLocator
 from PySide6.QtWidgets import QWidget
 
 from gui.plot_canvas import PlotCanvas
@@ -24,6 +25,7 @@ class TrainingCurves(PlotCanvas):
         for name, ax in panels.items():
             ax.set_title(name.capitalize())
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend(loc="best", fontsize="small")
         self.clear_curves()
