@@ -80,10 +80,12 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.training import BatchProgress, EpochResult, TrainConfig, train
+    from core.training import BatchProgress, EpochResult, TrainConfig, resume, train
 
-    config = TrainConfig(data_dir=str(args.data), model=args.model, image_size=args.image_size,
-                         epochs=args.epochs, batch_size=args.batch_size,
+    if args.resume is None and args.data is None:
+        raise SkinLesionError("train needs --data DIR (or --resume RUN_DIR)")
+    config = TrainConfig(data_dir=str(args.data or ""), model=args.model,
+                         image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, balance=args.balance,
                          split=args.split, seed=args.seed, crop=args.crop,
                          weights=args.weights or "imagenet")
@@ -105,11 +107,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     def on_batch(b: BatchProgress) -> None:
         batch_progress(b.batch, b.batches)
 
+    hooks: dict[str, Any] = dict(on_epoch=on_epoch,
+                                 on_batch=on_batch if sys.stderr.isatty() else None,
+                                 should_stop=stop.is_set, on_status=_say,
+                                 on_load_progress=Progress("decoding images"))
     try:
-        result = train(config, out_dir=args.out, on_epoch=on_epoch,
-                       on_batch=on_batch if sys.stderr.isatty() else None,
-                       should_stop=stop.is_set, on_status=_say,
-                       on_load_progress=Progress("decoding images"))
+        if args.resume is not None:
+            result = resume(args.resume, **hooks)
+        else:
+            result = train(config, out_dir=args.out, **hooks)
     finally:
         signal.signal(signal.SIGINT, previous)
     data = {"run_dir": str(result.run_dir), "stopped": result.stopped,
@@ -162,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(func=cmd_data_summary)
 
     tr = sub.add_parser("train", parents=[common], help="train a model and save a run folder")
-    tr.add_argument("--data", required=True, type=Path)
+    tr.add_argument("--data", type=Path, help="dataset folder (not with --resume)")
     tr.add_argument("--model", choices=sorted(MODELS), default="cnn")
     tr.add_argument("--image-size", type=int, default=None,
                     help="pixels (default: 32, or 150 for vgg16)")
@@ -178,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--weights", default=None,
                     help="local ImageNet weights file for vgg16 (default: download)")
     tr.add_argument("--out", type=Path, default=None, help="run folder (default: per-user)")
+    tr.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                    help="continue a stopped or killed run from its last completed epoch")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", parents=[common], help="metrics on a labelled folder")

@@ -48,7 +48,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     A crash or full disk never leaves a half-written `target` behind.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
+    # Keep every suffix: Keras insists on names ending in ".weights.h5" or ".keras".
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix="".join(target.suffixes),
                                     dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -27,6 +27,7 @@ class RunSummary:
     split: str = ""
     stopped: bool = False
     damaged: str = ""
+    resumable: bool = False  # a checkpoint to continue from (stopped or killed run)
 
 
 @dataclass
@@ -58,12 +59,16 @@ def summarize_run(folder: Path) -> RunSummary:
     except (OSError, ValueError) as exc:
         summary.damaged = f"config.json unreadable ({type(exc).__name__})"
         return summary
+    has_checkpoint = (folder / "checkpoint.keras").is_file()
     try:
         metrics = _read_json(folder / "metrics.json")
         summary.balanced_accuracy = metrics.get("balanced_accuracy")
         summary.stopped = bool(metrics.get("stopped", False))
+        summary.resumable = summary.stopped and has_checkpoint
     except FileNotFoundError:
-        summary.damaged = "unfinished: no metrics.json"
+        summary.resumable = has_checkpoint
+        summary.damaged = "unfinished" + (" (can be resumed)" if has_checkpoint else
+                                          ", no completed epoch")
     except (OSError, ValueError) as exc:
         summary.damaged = f"metrics.json unreadable ({type(exc).__name__})"
     if not summary.damaged and not (folder / "model.keras").is_file():

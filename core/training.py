@@ -19,6 +19,17 @@ import pandas as pd
 
 from core import paths
 from core.backend import keras, tf
+from core.checkpoints import (
+    BEST_WEIGHTS,
+    CHECKPOINT,
+    BatchProgress,
+    EpochResult,
+    RunState,
+    read_history,
+    read_state,
+    remove_checkpoint,
+    run_callback,
+)
 from core.dataset import load_dataset
 from core.errors import DatasetError
 from core.images import CROP_POLICIES, load_images
@@ -80,26 +91,6 @@ class TrainConfig:
 
 
 @dataclass
-class EpochResult:
-    """Sent after each completed epoch (1-based `epoch`)."""
-
-    epoch: int
-    epochs: int
-    logs: dict[str, float]
-    seconds: float
-
-
-@dataclass
-class BatchProgress:
-    """Sent after each training batch (1-based `batch`)."""
-
-    epoch: int
-    epochs: int
-    batch: int
-    batches: int
-
-
-@dataclass
 class TrainResult:
     """What a finished (or stopped) run produced."""
 
@@ -121,56 +112,6 @@ def new_run_dir(model: str) -> Path:
     return candidate
 
 
-def _hooks_callback(epochs: int, batches: int, on_epoch: Callable[[EpochResult], None] | None,
-                    on_batch: Callable[[BatchProgress], None] | None,
-                    should_stop: Callable[[], bool], history: list[dict[str, float]],
-                    write_history: Callable[[], None]) -> Any:
-    """A Keras callback that forwards progress and stops within one batch."""
-
-    class Hooks(keras().callbacks.Callback):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self.stopped_mid_epoch = False
-            self.best_loss = math.inf
-            self.best_weights: list[np.ndarray] | None = None
-            self.best_epoch: int | None = None
-            self._epoch = 0
-            self._started = 0.0
-
-        def _poll(self) -> None:
-            if should_stop():
-                self.stopped_mid_epoch = True
-                self.model.stop_training = True
-                self.model.stop_evaluating = True
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self._epoch, self._started = epoch + 1, time.perf_counter()
-
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if on_batch:
-                on_batch(BatchProgress(self._epoch, epochs, batch + 1, batches))
-            self._poll()
-
-        def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            self._poll()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if self.stopped_mid_epoch:
-                return  # a partial epoch is neither recorded nor kept
-            row = {"epoch": float(self._epoch), **{k: float(v) for k, v in (logs or {}).items()}}
-            history.append(row)
-            write_history()
-            loss = row.get("val_loss", row.get("loss", math.inf))
-            if loss < self.best_loss:
-                self.best_loss, self.best_epoch = loss, self._epoch
-                self.best_weights = self.model.get_weights()
-            if on_epoch:
-                on_epoch(EpochResult(self._epoch, epochs, row, time.perf_counter() - self._started))
-            self._poll()
-
-    return Hooks()
-
-
 def _make_dataset(images: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int,
                   shuffle_seed: int | None, augment: bool = False) -> Any:
     """A batched, prefetched `tf.data` pipeline; augmentation runs in it, not in the model."""
@@ -189,7 +130,64 @@ def _make_dataset(images: np.ndarray, labels: np.ndarray, n_classes: int, batch_
     return ds.prefetch(tf_.data.AUTOTUNE)
 
 
-def train(config: TrainConfig, *, out_dir: str | Path | None = None,
+@dataclass
+class _Split:
+    table: pd.DataFrame  # image_id, lesion_id, dx, subset (the run's split.csv)
+    train: np.ndarray  # positions into the dataset's records (with repeats when resampled)
+    val: np.ndarray
+    test: np.ndarray
+
+
+def _split(config: TrainConfig, records: pd.DataFrame, labels: np.ndarray,
+           status: Callable[[str], None]) -> _Split:
+    """Deterministic (seeded) split and training-part balancing as `config` says."""
+    mode, per_class = parse_balance(config.balance)
+    if config.split == "lesion":
+        subset = split_lesion(records, val_fraction=config.val_fraction,
+                              test_fraction=config.test_fraction, seed=config.seed).to_numpy()
+        table = records[["image_id", "lesion_id", "dx"]].assign(subset=subset)
+        train_pos = np.flatnonzero(subset == "train")
+        if mode == "resample":
+            train_pos = resample_training(train_pos, labels, per_class, config.seed)
+        return _Split(table, train_pos, np.flatnonzero(subset == "val"),
+                      np.flatnonzero(subset == "test"))
+    status(f"warning: {LEAKY_WARNING}")
+    balanced, leaky_subset = split_seed_leaky(records, per_class=per_class or 500,
+                                              seed=config.seed)
+    table = balanced[["image_id", "lesion_id", "dx"]].assign(subset=leaky_subset.to_numpy())
+    positions = balanced.index.to_numpy()
+    val = positions[leaky_subset.to_numpy() == "val"]
+    return _Split(table, positions[leaky_subset.to_numpy() == "train"], val, val)
+
+
+def _check_classes(classes: list[str], labels: np.ndarray, split: _Split) -> None:
+    present = np.unique(labels[split.train])
+    if len(present) < 2:
+        raise DatasetError("training needs images of at least 2 classes; the training part "
+                           f"has only {', '.join(classes[i] for i in present) or 'none'}")
+
+
+def resume(run_dir: str | Path, **hooks: Any) -> TrainResult:
+    """Continue a run that was stopped or killed from its last completed epoch.
+
+    Takes the same hooks as `train`. The dataset must be unchanged (the split is recomputed
+    from the saved seed and compared with the run's split.csv).
+    """
+    run_dir = Path(run_dir)
+    try:
+        config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise DatasetError(f"{run_dir} is not a resumable run: config.json unreadable") from exc
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file() and not json.loads(metrics_file.read_text()).get("stopped"):
+        raise DatasetError(f"run {run_dir.name} has already finished; nothing to resume")
+    if not (run_dir / CHECKPOINT).is_file():
+        raise DatasetError(f"run {run_dir.name} has no checkpoint (it ended before its first "
+                           "epoch completed); start a new run instead")
+    return train(config, out_dir=run_dir, resume_run=True, **hooks)
+
+
+def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run: bool = False,
           on_epoch: Callable[[EpochResult], None] | None = None,
           on_batch: Callable[[BatchProgress], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
@@ -199,6 +197,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None,
 
     Hooks are called from the thread that runs `train`. When `should_stop()` turns true the
     run ends within one batch, keeps the best epoch so far, and is still evaluated and saved.
+    Every completed epoch is checkpointed, so a killed run can be continued with `resume`.
     """
     config.validate()
     stop = should_stop or (lambda: False)
@@ -211,69 +210,62 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None,
                          on_progress=on_load_progress, should_stop=stop).images
     records, classes = dataset.records, dataset.classes
     labels = records["dx"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-
-    mode, per_class = parse_balance(config.balance)
-    if config.split == "lesion":
-        subset = split_lesion(records, val_fraction=config.val_fraction,
-                              test_fraction=config.test_fraction, seed=config.seed)
-        split_table = records[["image_id", "lesion_id", "dx"]].assign(subset=subset.to_numpy())
-        train_pos = np.flatnonzero(subset.to_numpy() == "train")
-        val_pos = np.flatnonzero(subset.to_numpy() == "val")
-        test_pos = np.flatnonzero(subset.to_numpy() == "test")
-        if mode == "resample":
-            train_pos = resample_training(train_pos, labels, per_class, config.seed)
-    else:
-        status(f"warning: {LEAKY_WARNING}")
-        balanced, subset = split_seed_leaky(records, per_class=per_class or 500, seed=config.seed)
-        split_table = balanced[["image_id", "lesion_id", "dx"]].assign(subset=subset.to_numpy())
-        positions = balanced.index.to_numpy()
-        train_pos = positions[subset.to_numpy() == "train"]
-        val_pos = test_pos = positions[subset.to_numpy() == "val"]
-    weights = class_weights(labels[train_pos], len(classes)) if mode == "class-weights" else None
+    split = _split(config, records, labels, status)
+    _check_classes(classes, labels, split)
+    mode, _ = parse_balance(config.balance)
+    weights = class_weights(labels[split.train], len(classes)) if mode == "class-weights" \
+        else None
 
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.model)
     run_dir.mkdir(parents=True, exist_ok=True)
-    paths.write_text_atomic(run_dir / "config.json",
-                            json.dumps(asdict(config), indent=2, default=str))
-    with paths.atomic_path(run_dir / "split.csv") as tmp:
-        split_table.to_csv(tmp, index=False)
-    history: list[dict[str, float]] = []
-
-    def write_history() -> None:
-        with paths.atomic_path(run_dir / "history.csv") as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
-
     keras().utils.set_random_seed(config.seed)
-    status(f"building {MODELS[config.model].title}")
-    model = build_model(config.model, config.size, len(classes), weights=config.weights)
-    model.compile(optimizer=keras().optimizers.Adam(config.learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
-    train_ds = _make_dataset(images[train_pos], labels[train_pos], len(classes),
-                             config.batch_size, config.seed, config.augment)
-    val_ds = _make_dataset(images[val_pos], labels[val_pos], len(classes), config.batch_size,
-                           None)
-    batches = math.ceil(len(train_pos) / config.batch_size)
-    hooks = _hooks_callback(config.epochs, batches, on_epoch, on_batch, stop, history,
-                            write_history)
-    status(f"training on {len(train_pos)} images, validating on {len(val_pos)}")
-    if not stop():
-        model.fit(train_ds, validation_data=val_ds if len(val_pos) else None,
-                  epochs=config.epochs, class_weight=weights, verbose=0, callbacks=[hooks],
+    if resume_run:
+        saved = pd.read_csv(run_dir / "split.csv", dtype=str, keep_default_na=False)
+        if not saved["image_id"].equals(split.table["image_id"].reset_index(drop=True)):
+            raise DatasetError(f"the dataset in {config.data_dir} changed since run "
+                               f"{run_dir.name} started; it cannot be resumed")
+        state = read_state(run_dir)
+        history = read_history(run_dir, state.epochs_completed)
+        status(f"resuming after epoch {state.epochs_completed}")
+        model = keras().saving.load_model(run_dir / CHECKPOINT, safe_mode=True)
+    else:
+        paths.write_text_atomic(run_dir / "config.json",
+                                json.dumps(asdict(config), indent=2, default=str))
+        with paths.atomic_path(run_dir / "split.csv") as tmp:
+            split.table.to_csv(tmp, index=False)
+        state, history = RunState(), []
+        status(f"building {MODELS[config.model].title}")
+        model = build_model(config.model, config.size, len(classes), weights=config.weights)
+        model.compile(optimizer=keras().optimizers.Adam(config.learning_rate),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+    train_ds = _make_dataset(images[split.train], labels[split.train], len(classes),
+                             config.batch_size, config.seed + state.epochs_completed,
+                             config.augment)
+    val_ds = _make_dataset(images[split.val], labels[split.val], len(classes),
+                           config.batch_size, None)
+    batches = math.ceil(len(split.train) / config.batch_size)
+    callback = run_callback(run_dir, config.epochs, batches, state, history, on_epoch,
+                            on_batch, stop)
+    status(f"training on {len(split.train)} images, validating on {len(split.val)}")
+    if not stop() and state.epochs_completed < config.epochs:
+        model.fit(train_ds, validation_data=val_ds if len(split.val) else None,
+                  epochs=config.epochs, initial_epoch=state.epochs_completed,
+                  class_weight=weights, verbose=0, callbacks=[callback],
                   shuffle=False)  # the tf.data pipeline shuffles
-    if hooks.best_weights is not None:
-        model.set_weights(hooks.best_weights)
+    if (run_dir / BEST_WEIGHTS).is_file():
+        model.load_weights(run_dir / BEST_WEIGHTS)
 
-    status(f"evaluating on {len(test_pos)} test images")
-    proba = predict_probabilities(model, images[test_pos])
-    metrics = compute_metrics(labels[test_pos], proba, classes)
-    test_rows = records.iloc[test_pos]
+    status(f"evaluating on {len(split.test)} test images")
+    proba = predict_probabilities(model, images[split.test])
+    metrics = compute_metrics(labels[split.test], proba, classes)
+    test_rows = records.iloc[split.test]
     table = predictions_table(list(test_rows["image_id"]), list(test_rows["path"]),
-                              labels[test_pos], proba, classes)
+                              labels[split.test], proba, classes)
     leaky = config.split != "lesion"
     metrics.update(split=config.split, evaluated_on="val" if leaky else "test",
-                   leaky=leaky, best_epoch=hooks.best_epoch,
-                   epochs_completed=len(history), stopped=hooks.stopped_mid_epoch or stop(),
-                   train_images=int(len(train_pos)), val_images=int(len(val_pos)),
+                   leaky=leaky, best_epoch=state.best_epoch,
+                   epochs_completed=len(history), stopped=callback.stopped or stop(),
+                   train_images=int(len(split.train)), val_images=int(len(split.val)),
                    seconds=round(time.time() - started, 1), problems=len(dataset.problems))
     info = ModelInfo(classes=classes, image_size=config.size, crop=config.crop,
                      architecture=config.model,
@@ -286,5 +278,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None,
     with paths.atomic_path(run_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False)
     paths.write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    if not metrics["stopped"]:
+        remove_checkpoint(run_dir)  # a stopped run keeps it, so it can be resumed later
     status(f"saved run to {run_dir}")
-    return TrainResult(run_dir, metrics, history, bool(metrics["stopped"]), hooks.best_epoch)
+    return TrainResult(run_dir, metrics, history, bool(metrics["stopped"]), state.best_epoch)
