@@ -28,6 +28,7 @@ class RunListWidget(QWidget):
     """A table of runs from the per-user runs folder."""
 
     open_requested = Signal(str)
+    resume_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,13 +45,18 @@ class RunListWidget(QWidget):
         self.open_button = QPushButton("Open")
         self.compare_button = QPushButton("Compare")
         self.delete_button = QPushButton("Delete")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue a stopped or interrupted run from its last "
+                                      "completed epoch")
         refresh = QPushButton("Refresh")
         self.open_button.clicked.connect(self.open_selected)
         self.compare_button.clicked.connect(self.compare_selected)
         self.delete_button.clicked.connect(self.delete_selected)
+        self.resume_button.clicked.connect(self.resume_selected)
         refresh.clicked.connect(self.refresh)
         buttons = QHBoxLayout()
-        for button in (self.open_button, self.compare_button, self.delete_button, refresh):
+        for button in (self.open_button, self.compare_button, self.resume_button,
+                       self.delete_button, refresh):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -68,13 +74,16 @@ class RunListWidget(QWidget):
         self.table.setRowCount(len(self.runs))
         for row, run in enumerate(self.runs):
             score = "" if run.balanced_accuracy is None else f"{run.balanced_accuracy:.3f}"
-            status = run.damaged and f"damaged: {run.damaged}" or (
-                "stopped" if run.stopped else "finished")
+            if run.damaged:
+                status = run.damaged if run.resumable else f"damaged: {run.damaged}"
+            else:
+                status = "stopped (can be resumed)" if run.resumable else (
+                    "stopped" if run.stopped else "finished")
             date = run.created.strftime("%m-%d %H:%M") if run.created else ""
             for col, text in enumerate((run.name, run.model, run.split, date, score, status)):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, str(run.path))
-                if run.damaged:
+                if run.damaged and not run.resumable:
                     item.setForeground(Qt.GlobalColor.darkRed)
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
@@ -90,12 +99,22 @@ class RunListWidget(QWidget):
     def _damaged(self, path: Path) -> bool:
         return any(r.path == path and r.damaged for r in self.runs)
 
+    def _resumable(self, path: Path) -> bool:
+        return any(r.path == path and r.resumable for r in self.runs)
+
     def _update_buttons(self) -> None:
         selected = self.selected_paths()
         usable = [p for p in selected if not self._damaged(p)]
         self.open_button.setEnabled(len(usable) == 1)
         self.compare_button.setEnabled(len(usable) >= 2)
         self.delete_button.setEnabled(bool(selected))
+        self.resume_button.setEnabled(len(selected) == 1 and self._resumable(selected[0]))
+
+    @Slot()
+    def resume_selected(self) -> None:
+        selected = self.selected_paths()
+        if len(selected) == 1 and self._resumable(selected[0]):
+            self.resume_requested.emit(str(selected[0]))
 
     @Slot()
     def open_selected(self) -> None:

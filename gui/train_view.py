@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal, Slot
@@ -26,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.checkpoints import read_history, read_state
 from core.models import MODELS
 from core.training import BatchProgress, EpochResult, TrainConfig
 from gui.run_list import RunListWidget
@@ -35,9 +38,10 @@ from gui.training_curves import TrainingCurves
 BATCH_EVENT_INTERVAL_S = 0.05  # enough for a smooth bar without flooding the GUI thread
 
 
-def training_task(config: TrainConfig, ctx: TaskContext) -> dict[str, Any]:
-    """Run `core.training.train` in a worker, forwarding its hooks as plain-data events."""
-    from core.training import train
+def training_task(config: TrainConfig | None, resume_dir: str | None,
+                  ctx: TaskContext) -> dict[str, Any]:
+    """Run `core.training.train` (or `resume`) in a worker, forwarding hooks as events."""
+    from core.training import resume, train
 
     last = 0.0
 
@@ -48,9 +52,15 @@ def training_task(config: TrainConfig, ctx: TaskContext) -> dict[str, Any]:
             last = now
             ctx.event(progress)
 
-    result = train(config, on_epoch=ctx.event, on_batch=on_batch,
-                   should_stop=ctx.should_stop, on_status=ctx.status,
-                   on_load_progress=ctx.progress)
+    hooks: dict[str, Any] = dict(on_epoch=ctx.event, on_batch=on_batch,
+                                 should_stop=ctx.should_stop, on_status=ctx.status,
+                                 on_load_progress=ctx.progress)
+    if resume_dir:
+        result = resume(resume_dir, **hooks)
+    elif config is not None:
+        result = train(config, **hooks)
+    else:
+        raise ValueError("training_task needs a config or a run folder to resume")
     return {"run_dir": str(result.run_dir), "metrics": result.metrics,
             "stopped": result.stopped, "best_epoch": result.best_epoch}
 
@@ -149,6 +159,7 @@ class TrainView(QWidget):
         self.log.setMaximumBlockCount(5000)
         self.runs = RunListWidget()
         self.runs.open_requested.connect(self.run_open_requested)
+        self.runs.resume_requested.connect(self.resume_run)
 
         left = QVBoxLayout()
         left.addWidget(self.dataset_label)
@@ -229,14 +240,37 @@ class TrainView(QWidget):
         if self.task is not None or not self.dataset:
             return
         config = self.config()
+        self._begin(config.epochs, f"Starting {MODELS[config.model].title} on {config.data_dir}")
+        self._run(partial(training_task, config, None))
+
+    @Slot(str)
+    def resume_run(self, run_dir: str) -> None:
+        """Continue a stopped or killed run from its last completed epoch."""
+        if self.task is not None:
+            return
+        try:
+            epochs = int(json.loads((Path(run_dir) / "config.json").read_text())["epochs"])
+            history = read_history(Path(run_dir), read_state(Path(run_dir)).epochs_completed)
+        except (OSError, ValueError, KeyError) as exc:
+            self._log(f"Cannot resume {Path(run_dir).name}: {exc}")
+            return
+        self._begin(epochs, f"Resuming {Path(run_dir).name}")
+        for row in history:
+            self.curves.add_epoch(int(row["epoch"]), row)
+        self.epoch_bar.setValue(len(history))
+        self._run(partial(training_task, None, run_dir))
+
+    def _begin(self, epochs: int, message: str) -> None:
         self.curves.clear_curves()
         self.log.clear()
-        self.epoch_bar.setRange(0, config.epochs)
+        self.epoch_bar.setRange(0, epochs)
         self.epoch_bar.setValue(0)
         self.batch_bar.setValue(0)
         self._fit_started, self._run_started = None, time.monotonic()
-        self._log(f"Starting {MODELS[config.model].title} on {config.data_dir}")
-        task = self.tasks.start("train", partial(training_task, config))
+        self._log(message)
+
+    def _run(self, fn: Any) -> None:
+        task = self.tasks.start("train", fn)
         task.worker.report.connect(self.on_event)
         task.worker.status.connect(self._log)
         task.worker.progress.connect(self.on_load_progress)

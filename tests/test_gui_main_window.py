@@ -127,3 +127,22 @@ def test_closing_during_a_run_stops_it_and_leaves_no_thread(qtbot, window: MainW
     qtbot.waitUntil(lambda: window.train_view.batch_bar.value() > 0, timeout=60000)
     assert window.close()
     assert window.tasks.running() == []
+
+
+def test_a_stopped_run_can_be_resumed_from_the_run_list(qtbot, window: MainWindow,
+                                                        ham_dir: Path) -> None:
+    view = window.train_view
+    start_training(qtbot, window, ham_dir, epochs=30)
+    qtbot.waitUntil(lambda: view.epoch_bar.value() >= 1, timeout=60000)
+    with qtbot.waitSignal(view.run_finished, timeout=30000):
+        qtbot.mouseClick(view.stop_button, Qt.MouseButton.LeftButton)
+    assert view.epoch_bar.value() < 30
+    qtbot.waitUntil(lambda: not view.is_running(), timeout=10000)
+    view.runs.table.selectRow(0)
+    assert view.runs.resume_button.isEnabled()
+    qtbot.mouseClick(view.runs.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not view.is_running(), timeout=120000)
+    assert "Run finished" in view.log.toPlainText(), view.log.toPlainText()
+    assert view.epoch_bar.value() == 30
+    assert view.curves.point_count() == 120  # 30 epochs x 4 series, old and new together
+    assert view.runs.table.item(0, 5).text() == "finished"
