@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from csv import Error as CsvError
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,8 +93,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as exc:
         raise DatasetError(f"{path} is empty: it needs a header row and one row per image") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path} is not a readable CSV file: {exc}") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, CsvError) as exc:
+        raise DatasetError(f"{path} is not a readable CSV file: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from exc
+    except OSError as exc:
+        raise DatasetError(f"{path} cannot be read: {exc.strerror or exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 

@@ -6,6 +6,7 @@ prediction all go through `read_image`, so they see identical pixels.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import warnings
@@ -20,6 +21,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core import paths
 from core.dataset import Dataset
 from core.errors import CancelledError, ImageError
+
+# A decompression bomb is refused, not merely warned about (a filter, not catch_warnings,
+# which is not thread-safe and images decode in parallel threads).
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 CROP_POLICIES = ("squash", "center")
 CACHE_VERSION = 1
@@ -50,22 +55,27 @@ def read_image(path: str | Path, size: int, crop: str = "squash") -> np.ndarray:
         raise ValueError(f"unknown crop policy {crop!r}; choose from {CROP_POLICIES}")
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
-                if opened.format == "JPEG":
-                    opened.draft("RGB", (size, size))  # decode at a reduced scale, >= size
-                img = _to_rgb(ImageOps.exif_transpose(opened))
+        with Image.open(path) as opened:
+            if opened.format == "JPEG":
+                opened.draft("RGB", (size, size))  # decode at a reduced scale, >= size
+            img = _to_rgb(ImageOps.exif_transpose(opened))
     except FileNotFoundError as exc:
         raise ImageError(f"{path.name}: file not found") from exc
     except PermissionError as exc:
         raise ImageError(f"{path.name}: permission denied") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{path.name}: is a folder, not an image") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{path.name}: not an image Pillow can read") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path.name}: too large to decode safely ({exc})") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path.name}: too large to decode safely "
+                         f"(over {Image.MAX_IMAGE_PIXELS} pixels)") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageError(f"{path.name}: symbolic link loop") from exc
         raise ImageError(f"{path.name}: damaged or truncated image ({exc})") from exc
+    except Exception as exc:  # Pillow raises many types on hostile files
+        raise ImageError(f"{path.name}: damaged image ({type(exc).__name__}: {exc})") from exc
     if crop == "center":
         side = min(img.size)
         left, top = (img.width - side) // 2, (img.height - side) // 2

@@ -146,3 +146,34 @@ def test_a_stopped_run_can_be_resumed_from_the_run_list(qtbot, window: MainWindo
     assert view.epoch_bar.value() == 30
     assert view.curves.point_count() == 120  # 30 epochs x 4 series, old and new together
     assert view.runs.table.item(0, 5).text() == "finished"
+
+
+def test_importing_an_unsafe_model_is_refused_and_the_active_model_stays(
+        qtbot, window: MainWindow, tiny_model: Path, tmp_path: Path) -> None:
+    from core.backend import keras
+
+    activate(qtbot, window, tiny_model)
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    outputs = k.layers.Dense(7, activation="softmax")(
+        k.layers.Flatten()(k.layers.Lambda(lambda t: t * 2)(inputs)))
+    evil = tmp_path / "evil.keras"
+    k.Model(inputs, outputs).save(evil)
+    view = window.models_view
+    window.tabs.setCurrentWidget(view)
+    view.import_model(evil)
+    qtbot.waitUntil(lambda: "could not be loaded safely" in view.error_label.text(),
+                    timeout=30000)
+    assert window.models.active_path() == tiny_model
+    assert window.classify_view.model_label.text() == "Model: run/model.keras"
+
+
+def test_closing_while_a_dataset_loads_leaves_no_thread(qtbot, window: MainWindow,
+                                                        tmp_path: Path) -> None:
+    from tests.synthetic import make_ham
+
+    root = make_ham(tmp_path / "big", per_class=40)
+    window.open_dataset(str(root))
+    assert window.tasks.running("dataset")
+    assert window.close()
+    assert window.tasks.running() == []
