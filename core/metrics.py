@@ -1,4 +1,8 @@
-"""Honest metrics for a multi-class classifier, computed with scikit-learn."""
+"""Honest metrics for a multi-class classifier, computed with scikit-learn.
+
+scikit-learn is imported inside the functions: it takes seconds to import, and the GUI
+imports this module before its window shows.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    cohen_kappa_score,
-    confusion_matrix,
-    matthews_corrcoef,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 
 from core.classes import MELANOMA
 
 
 def _macro_auc(y_true: np.ndarray, proba: np.ndarray) -> tuple[float | None, list[float | None]]:
     """One-vs-rest ROC AUC per class (None where a class is absent or alone) and their mean."""
+    from sklearn.metrics import roc_auc_score
+
     per_class: list[float | None] = []
     for c in range(proba.shape[1]):
         positives = y_true == c
@@ -44,6 +41,15 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -
     `y_true` holds class indices into `classes`; `proba` is (n, len(classes)).
     Balanced accuracy averages recall over the classes present in `y_true`.
     """
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        cohen_kappa_score,
+        confusion_matrix,
+        matthews_corrcoef,
+        precision_recall_fscore_support,
+    )
+
     y_true = np.asarray(y_true, dtype=int)
     y_pred = proba.argmax(axis=1)
     k = len(classes)

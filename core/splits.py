@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
-from sklearn.utils import resample
-from sklearn.utils.class_weight import compute_class_weight
 
 from core.errors import DatasetError
 
@@ -22,6 +19,8 @@ LEAKY_WARNING = ("seed-leaky reproduces the study's protocol: classes are resamp
 
 def _hold_out(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split row positions of `frame` into (rest, held-out), grouped by lesion."""
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
     n_splits = max(2, round(1 / fraction))
     groups, labels = frame["lesion_id"].to_numpy(), frame["dx"].to_numpy()
     smallest = frame.groupby("dx")["lesion_id"].nunique().min()
@@ -55,6 +54,9 @@ def split_seed_leaky(records: pd.DataFrame, *, per_class: int = 500,
 
     Returns the resampled rows (with repeats) and their subset ('train' or 'val').
     """
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import resample
+
     parts = [resample(group, replace=True, n_samples=per_class, random_state=seed)
              for _, group in records.groupby("dx", sort=True)]
     balanced = pd.concat(parts)
@@ -90,6 +92,8 @@ def resample_training(train_positions: np.ndarray, labels: np.ndarray, per_class
 
 def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
     """'balanced' class weights for the classes present in `labels` (1.0 for absent ones)."""
+    from sklearn.utils.class_weight import compute_class_weight
+
     present = np.unique(labels)
     weights = compute_class_weight("balanced", classes=present, y=labels)
     result = {c: 1.0 for c in range(n_classes)}
