@@ -84,13 +84,18 @@ def run_callback(run_dir: Path, epochs: int, batches: int, state: RunState,
                  history: list[dict[str, float]],
                  on_epoch: Callable[[EpochResult], None] | None,
                  on_batch: Callable[[BatchProgress], None] | None,
-                 should_stop: Callable[[], bool]) -> Any:
-    """A Keras callback forwarding progress, stopping within one batch, checkpointing."""
+                 should_stop: Callable[[], bool], patience: int = 0) -> Any:
+    """A Keras callback forwarding progress, stopping within one batch, checkpointing.
+
+    With `patience` > 0 training also ends (early stopping, not a user stop) after that many
+    epochs without a better validation loss.
+    """
 
     class RunCallback(keras().callbacks.Callback):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.stopped = False
+            self.early_stopped = False
             self.state = state
             self._epoch = 0
             self._started = 0.0
@@ -120,6 +125,10 @@ def run_callback(run_dir: Path, epochs: int, batches: int, state: RunState,
             self._save(row)
             if on_epoch:
                 on_epoch(EpochResult(self._epoch, epochs, row, time.perf_counter() - self._started))
+            best = self.state.best_epoch or 0
+            if patience and self._epoch - best >= patience:
+                self.early_stopped = True
+                self.model.stop_training = True
             self._poll()
 
         def _save(self, row: dict[str, float]) -> None:

@@ -88,7 +88,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                          image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, balance=args.balance,
                          split=args.split, seed=args.seed, crop=args.crop,
-                         weights=args.weights or "imagenet")
+                         weights=args.weights or "imagenet", fine_tune=args.fine_tune,
+                         augment=args.augment, label_smoothing=args.label_smoothing,
+                         lr_schedule=args.lr_schedule, early_stopping=args.early_stopping)
     stop = threading.Event()
 
     def on_interrupt(_sig: int, _frame: FrameType | None) -> None:
@@ -182,7 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=42)
     tr.add_argument("--crop", choices=["squash", "center"], default="squash")
     tr.add_argument("--weights", default=None,
-                    help="local ImageNet weights file for vgg16 (default: download)")
+                    help="transfer models: local ImageNet weights file (no top), or 'none' "
+                    "for random initialisation (default: download)")
+    tr.add_argument("--fine-tune", type=int, default=0, metavar="N",
+                    help="transfer models: train the backbone's last N layers (default 0)")
+    tr.add_argument("--augment", action="store_true",
+                    help="random flips, rotations, zoom, brightness and contrast")
+    tr.add_argument("--label-smoothing", type=float, default=0.0)
+    tr.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
+    tr.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+                    help="stop after PATIENCE epochs without a better validation loss")
     tr.add_argument("--out", type=Path, default=None, help="run folder (default: per-user)")
     tr.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                     help="continue a stopped or killed run from its last completed epoch")

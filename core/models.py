@@ -1,7 +1,8 @@
-"""Pure model-builder functions: the study's MLP, CNN and VGG16 transfer model.
+"""Pure model-builder functions: the study's MLP, CNN and VGG16, plus our own choices.
 
-Every model takes raw RGB images (uint8 values 0-255, already resized by `core.images`):
-scaling happens inside the model, so a saved model needs nothing else to be used.
+Every model takes raw RGB images (values 0-255, already resized by `core.images`): scaling
+happens inside the model, so a saved model needs nothing else to be used. Layers are plain
+Keras layers (no Lambda), so saved models load in Keras' safe mode.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from core.errors import ModelError
 # keras.applications' VGG16 expects "caffe" preprocessing: BGR order minus the ImageNet mean.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 DOWNLOAD_TIMEOUT_S = 15.0
+WEIGHT_FILES = {  # what keras.applications downloads, for the error message
+    "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "mobilenetv2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_SIZE_no_top.h5",
+    "efficientnetb0": "efficientnetb0_notop.h5",
+}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model choice: its builder and the study's defaults for it."""
+    """A model choice: its builder and its defaults."""
 
     name: str
     title: str
@@ -64,11 +70,31 @@ def build_cnn(image_size: int = 32, n_classes: int = 7) -> Any:
     return keras().Model(inputs, outputs, name="cnn")
 
 
-def caffe_preprocessing(name: str = "imagenet_caffe") -> Any:
-    """RGB 0-255 to VGG's BGR-minus-mean input, as a frozen 1x1 convolution.
+def build_compact(image_size: int = 96, n_classes: int = 7) -> Any:
+    """Our compact CNN: batch-normed conv stem, depthwise-separable blocks, global pooling.
 
-    A plain layer (not a Lambda) so the saved model loads in Keras' safe mode.
+    About 0.2 M parameters: small enough to train from scratch on a laptop CPU.
     """
+    layers = keras().layers
+    inputs = keras().Input((image_size, image_size, 3), name="image")
+    x = layers.Rescaling(1.0 / 255, name="scale")(inputs)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    for filters in (64, 128, 128, 256):
+        for _ in range(2):
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras().Model(inputs, outputs, name="compact")
+
+
+def caffe_preprocessing(name: str = "imagenet_caffe") -> Any:
+    """RGB 0-255 to VGG's BGR-minus-mean input, as a frozen 1x1 convolution."""
     layer = keras().layers.Conv2D(3, 1, name=name, trainable=False)
     layer.build((None, None, None, 3))
     flip = np.zeros((1, 1, 3, 3), dtype="float32")
@@ -78,52 +104,97 @@ def caffe_preprocessing(name: str = "imagenet_caffe") -> Any:
     return layer
 
 
-def vgg16_backbone(image_size: int, weights: str | Path | None = "imagenet") -> Any:
-    """VGG16 without its top, with ImageNet weights from keras.applications or a local file.
+def _preprocessing(backbone: str) -> Any:
+    """The input scaling each keras.applications backbone was trained with, as a layer."""
+    if backbone == "vgg16":
+        return caffe_preprocessing()
+    if backbone == "mobilenetv2":
+        return keras().layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_pm1")
+    return keras().layers.Identity(name="efficientnet_scales_itself")
+
+
+def imagenet_backbone(backbone: str, image_size: int,
+                      weights: str | Path | None = "imagenet") -> Any:
+    """A keras.applications backbone without its top, with ImageNet weights.
 
     `weights` may be "imagenet" (download, cached by Keras), a path to a weights file
     (`.h5` / `.weights.h5`, no top), or None (random; only for tests).
     """
     applications = keras().applications
+    constructors = {"vgg16": applications.VGG16, "mobilenetv2": applications.MobileNetV2,
+                    "efficientnetb0": applications.EfficientNetB0}
+    make = constructors[backbone]
+    shape = (image_size, image_size, 3)
     if weights is None:
-        return applications.VGG16(include_top=False, weights=None,
-                                  input_shape=(image_size, image_size, 3))
+        return make(include_top=False, weights=None, input_shape=shape)
     if weights != "imagenet":
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise ModelError(f"VGG16 weights file not found: {path}")
+            raise ModelError(f"{backbone} weights file not found: {path}")
         try:
-            return applications.VGG16(include_top=False, weights=str(path),
-                                      input_shape=(image_size, image_size, 3))
+            return make(include_top=False, weights=str(path), input_shape=shape)
         except Exception as exc:  # Keras raises ValueError/OSError variants for bad files
-            raise ModelError(f"{path.name} is not a VGG16 (no top) weights file: {exc}") from exc
+            raise ModelError(f"{path.name} is not a {backbone} (no top) weights file for "
+                             f"{image_size} px: {str(exc)[:200]}") from exc
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return applications.VGG16(include_top=False, weights="imagenet",
-                                  input_shape=(image_size, image_size, 3))
+        return make(include_top=False, weights="imagenet", input_shape=shape)
     except Exception as exc:  # no network, proxy, TLS, or a broken cached file
         raise ModelError(
-            "could not get the ImageNet weights for VGG16 (download failed: "
+            f"could not get the ImageNet weights for {backbone} (download failed: "
             f"{str(exc).splitlines()[0][:160]}); connect to the internet once, or pass "
-            "--weights PATH to vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            f"--weights PATH to {WEIGHT_FILES[backbone]}"
         ) from exc
     finally:
         socket.setdefaulttimeout(previous)
 
 
+def build_transfer(backbone: str, image_size: int, n_classes: int,
+                   weights: str | Path | None = "imagenet", head: str = "pool",
+                   fine_tune: int = 0) -> Any:
+    """ImageNet backbone plus a softmax head; frozen, or with its last `fine_tune` layers open.
+
+    `head="flatten"` is the study's (Flatten + Dense); `"pool"` is global average pooling,
+    dropout and Dense. Batch-norm layers always run in inference mode.
+    """
+    layers = keras().layers
+    base = imagenet_backbone(backbone, image_size, weights)
+    base.trainable = fine_tune > 0
+    if fine_tune > 0:
+        for layer in base.layers[:-fine_tune]:
+            layer.trainable = False
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False
+    inputs = keras().Input((image_size, image_size, 3), name="image")
+    x = _preprocessing(backbone)(inputs)
+    x = base(x, training=False)
+    if head == "flatten":
+        x = layers.Flatten()(x)
+    else:
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras().Model(inputs, outputs, name=f"{backbone}_transfer")
+
+
 def build_vgg16(image_size: int = 150, n_classes: int = 7,
                 weights: str | Path | None = "imagenet") -> Any:
     """The study's transfer model: frozen VGG16 (ImageNet), Flatten, Dense softmax."""
-    layers = keras().layers
-    backbone = vgg16_backbone(image_size, weights)
-    backbone.trainable = False
-    inputs = keras().Input((image_size, image_size, 3), name="image")
-    x = caffe_preprocessing()(inputs)
-    x = backbone(x, training=False)
-    x = layers.Flatten()(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
-    return keras().Model(inputs, outputs, name="vgg16_transfer")
+    return build_transfer("vgg16", image_size, n_classes, weights, head="flatten")
+
+
+def build_mobilenetv2(image_size: int = 160, n_classes: int = 7,
+                      weights: str | Path | None = "imagenet", fine_tune: int = 0) -> Any:
+    """MobileNetV2 (ImageNet) with a pooled head; optionally fine-tune its last layers."""
+    return build_transfer("mobilenetv2", image_size, n_classes, weights, fine_tune=fine_tune)
+
+
+def build_efficientnetb0(image_size: int = 160, n_classes: int = 7,
+                         weights: str | Path | None = "imagenet", fine_tune: int = 0) -> Any:
+    """EfficientNetB0 (ImageNet) with a pooled head; optionally fine-tune its last layers."""
+    return build_transfer("efficientnetb0", image_size, n_classes, weights, fine_tune=fine_tune)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -131,15 +202,23 @@ MODELS: dict[str, ModelSpec] = {
     "cnn": ModelSpec("cnn", "CNN (study)", build_cnn, 32),
     "vgg16": ModelSpec("vgg16", "VGG16 transfer, frozen (study)", build_vgg16, 150,
                        uses_imagenet=True),
+    "compact": ModelSpec("compact", "Compact CNN (batch norm, separable convs)", build_compact,
+                         96),
+    "mobilenetv2": ModelSpec("mobilenetv2", "MobileNetV2 transfer", build_mobilenetv2, 160,
+                             uses_imagenet=True),
+    "efficientnetb0": ModelSpec("efficientnetb0", "EfficientNetB0 transfer",
+                                build_efficientnetb0, 160, uses_imagenet=True),
 }
 
 
 def build_model(name: str, image_size: int, n_classes: int,
-                weights: str | Path | None = "imagenet") -> Any:
+                weights: str | Path | None = "imagenet", fine_tune: int = 0) -> Any:
     """Build the model called `name` (see `MODELS`)."""
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     spec = MODELS[name]
+    if name == "vgg16":
+        return build_vgg16(image_size, n_classes, weights=weights)
     if spec.uses_imagenet:
-        return spec.builder(image_size, n_classes, weights=weights)
+        return spec.builder(image_size, n_classes, weights=weights, fine_tune=fine_tune)
     return spec.builder(image_size, n_classes)

@@ -63,8 +63,12 @@ class TrainConfig:
     crop: str = "squash"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    weights: str | None = "imagenet"
-    augment: bool = False  # random flips and small rotations of training images
+    weights: str | None = "imagenet"  # transfer models: "imagenet", a file, or "none"
+    fine_tune: int = 0  # transfer models: how many of the backbone's last layers train
+    augment: bool = False  # random flips, rotations, zoom, brightness and contrast
+    label_smoothing: float = 0.0
+    lr_schedule: str = "constant"  # or "cosine" (decays to 0 over the run)
+    early_stopping: int = 0  # stop after this many epochs without a better val loss (0: off)
     use_cache: bool = True
 
     def validate(self) -> None:
@@ -83,6 +87,12 @@ class TrainConfig:
             raise DatasetError("image size must be between 8 and 1024 px")
         if not 0 < self.learning_rate < 1:
             raise DatasetError("learning rate must be between 0 and 1")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise DatasetError("learning-rate schedule must be constant or cosine")
+        if not 0 <= self.label_smoothing < 1:
+            raise DatasetError("label smoothing must be between 0 and 1")
+        if self.fine_tune < 0 or self.early_stopping < 0:
+            raise DatasetError("fine-tune layers and early-stopping patience cannot be negative")
 
     @property
     def size(self) -> int:
@@ -123,11 +133,25 @@ def _make_dataset(images: np.ndarray, labels: np.ndarray, n_classes: int, batch_
     ds = ds.batch(batch_size).map(lambda x, y: (tf_.cast(x, "float32"), y))
     if augment:
         layers = keras().layers
-        augmenter = keras().Sequential([layers.RandomFlip("horizontal_and_vertical"),
-                                        layers.RandomRotation(0.1, fill_mode="reflect")])
+        augmenter = keras().Sequential([
+            layers.RandomFlip("horizontal_and_vertical"),
+            layers.RandomRotation(0.1, fill_mode="reflect"),
+            layers.RandomZoom(0.1, fill_mode="reflect"),
+            layers.RandomBrightness(0.1, value_range=(0, 255)),
+            layers.RandomContrast(0.1, value_range=(0, 255)),
+        ])
         ds = ds.map(lambda x, y: (augmenter(x, training=True), y),
                     num_parallel_calls=tf_.data.AUTOTUNE)
     return ds.prefetch(tf_.data.AUTOTUNE)
+
+
+def _optimizer(config: TrainConfig, n_train: int) -> Any:
+    """Adam with a constant or cosine-decaying learning rate."""
+    rate: Any = config.learning_rate
+    if config.lr_schedule == "cosine":
+        steps = config.epochs * math.ceil(n_train / config.batch_size)
+        rate = keras().optimizers.schedules.CosineDecay(config.learning_rate, steps)
+    return keras().optimizers.Adam(rate)
 
 
 @dataclass
@@ -235,9 +259,13 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
             split.table.to_csv(tmp, index=False)
         state, history = RunState(), []
         status(f"building {MODELS[config.model].title}")
-        model = build_model(config.model, config.size, len(classes), weights=config.weights)
-        model.compile(optimizer=keras().optimizers.Adam(config.learning_rate),
-                      loss="categorical_crossentropy", metrics=["accuracy"])
+        model = build_model(config.model, config.size, len(classes),
+                            weights=None if config.weights == "none" else config.weights,
+                            fine_tune=config.fine_tune)
+        model.compile(optimizer=_optimizer(config, len(split.train)),
+                      loss=keras().losses.CategoricalCrossentropy(
+                          label_smoothing=config.label_smoothing),
+                      metrics=["accuracy"])
     train_ds = _make_dataset(images[split.train], labels[split.train], len(classes),
                              config.batch_size, config.seed + state.epochs_completed,
                              config.augment)
@@ -245,7 +273,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
                            config.batch_size, None)
     batches = math.ceil(len(split.train) / config.batch_size)
     callback = run_callback(run_dir, config.epochs, batches, state, history, on_epoch,
-                            on_batch, stop)
+                            on_batch, stop, patience=config.early_stopping)
     status(f"training on {len(split.train)} images, validating on {len(split.val)}")
     if not stop() and state.epochs_completed < config.epochs:
         model.fit(train_ds, validation_data=val_ds if len(split.val) else None,
@@ -265,6 +293,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
     metrics.update(split=config.split, evaluated_on="val" if leaky else "test",
                    leaky=leaky, best_epoch=state.best_epoch,
                    epochs_completed=len(history), stopped=callback.stopped or stop(),
+                   early_stopped=callback.early_stopped,
                    train_images=int(len(split.train)), val_images=int(len(split.val)),
                    seconds=round(time.time() - started, 1), problems=len(dataset.problems))
     info = ModelInfo(classes=classes, image_size=config.size, crop=config.crop,

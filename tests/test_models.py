@@ -11,7 +11,7 @@ import pytest
 from core.backend import keras
 from core.errors import ModelError
 from core.model_io import ModelInfo, load_model, read_info, save_model
-from core.models import build_model, build_vgg16, caffe_preprocessing, vgg16_backbone
+from core.models import build_model, build_vgg16, caffe_preprocessing, imagenet_backbone
 
 
 @pytest.mark.parametrize(("name", "size"), [("mlp", 32), ("cnn", 32)])
@@ -39,7 +39,7 @@ def test_caffe_preprocessing_matches_keras_applications() -> None:
 
 
 def test_vgg16_uses_a_local_weights_file(tmp_path: Path) -> None:
-    reference = vgg16_backbone(32, weights=None)
+    reference = imagenet_backbone("vgg16", 32, weights=None)
     weights_file = tmp_path / "vgg16_notop.weights.h5"
     reference.save_weights(weights_file)
     model = build_vgg16(32, 7, weights=weights_file)
@@ -52,7 +52,7 @@ def test_vgg16_uses_a_local_weights_file(tmp_path: Path) -> None:
 def test_vgg16_with_a_bad_weights_file_fails_clearly(tmp_path: Path) -> None:
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"nope")
-    with pytest.raises(ModelError, match="not a VGG16"):
+    with pytest.raises(ModelError, match="not a vgg16"):
         build_vgg16(32, 7, weights=bad)
     with pytest.raises(ModelError, match="not found"):
         build_vgg16(32, 7, weights=tmp_path / "missing.h5")
@@ -99,3 +99,32 @@ def test_damaged_model_files_fail_clearly(tmp_path: Path, content: bytes) -> Non
     path.write_bytes(content)
     with pytest.raises(ModelError):
         load_model(path)
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv2", "efficientnetb0"])
+def test_transfer_backbones_build_and_fine_tune_only_their_last_layers(backbone: str) -> None:
+    model = build_model(backbone, 32, 7, weights=None, fine_tune=5)
+    base = next(layer for layer in model.layers if hasattr(layer, "layers"))
+    trainable = [layer for layer in base.layers if layer.trainable and layer.weights]
+    assert trainable and all(layer in base.layers[-5:] for layer in trainable)
+    assert not any(layer.trainable for layer in base.layers
+                   if layer.__class__.__name__ == "BatchNormalization")
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    assert np.asarray(model(images, training=False)).shape == (2, 7)
+
+
+def test_mobilenetv2_uses_a_local_weights_file(tmp_path: Path) -> None:
+    reference = imagenet_backbone("mobilenetv2", 32, weights=None)
+    weights_file = tmp_path / "mobilenetv2_notop.weights.h5"
+    reference.save_weights(weights_file)
+    model = build_model("mobilenetv2", 32, 7, weights=weights_file)
+    base = next(layer for layer in model.layers if hasattr(layer, "layers"))
+    np.testing.assert_array_equal(base.get_weights()[0], reference.get_weights()[0])
+    assert not base.trainable
+
+
+def test_compact_model_is_small_and_takes_raw_images() -> None:
+    model = build_model("compact", 64, 7)
+    assert model.count_params() < 300_000
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(images)).sum(axis=1), 1.0, rtol=1e-5)

@@ -105,3 +105,27 @@ def test_seed_leaky_protocol_is_flagged(ham_dir: Path, tmp_path: Path) -> None:
 def test_runs_default_to_the_per_user_folder(ham_dir: Path, isolated_home: Path) -> None:
     result = train(tiny(ham_dir, epochs=1))
     assert result.run_dir.parent == isolated_home / "data" / "runs"
+
+
+def test_our_training_options_run_together(ham_dir: Path, tmp_path: Path) -> None:
+    config = tiny(ham_dir, model="compact", image_size=16, epochs=3, augment=True,
+                  label_smoothing=0.1, lr_schedule="cosine", early_stopping=1,
+                  balance="class-weights")
+    result = train(config, out_dir=tmp_path / "run")
+    history = result.history
+    assert 1 <= len(history) <= 3
+    if result.metrics["early_stopped"]:
+        assert len(history) - (result.best_epoch or 0) >= 1
+    assert not result.stopped
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("lr_schedule", "step", "schedule"), ("label_smoothing", 1.5, "label smoothing"),
+    ("fine_tune", -1, "cannot be negative"), ("model", "resnet", "unknown model"),
+])
+def test_bad_settings_are_refused_before_any_work(ham_dir: Path, field: str, value: object,
+                                                  message: str) -> None:
+    from core.errors import DatasetError
+
+    with pytest.raises(DatasetError, match=message):
+        train(tiny(ham_dir, **{field: value}))
