@@ -10,19 +10,11 @@ from typing import Any
 
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -33,6 +25,7 @@ from core.models import MODELS
 from core.training import BatchProgress, EpochResult, TrainConfig
 from gui.run_list import RunListWidget
 from gui.tasks import Task, TaskContext, TaskRunner
+from gui.train_settings import TrainSettings
 from gui.training_curves import TrainingCurves
 
 BATCH_EVENT_INTERVAL_S = 0.05  # enough for a smooth bar without flooding the GUI thread
@@ -87,58 +80,8 @@ class TrainView(QWidget):
 
         self.dataset_label = QLabel("No dataset: open one in the Dataset view first.")
         self.dataset_label.setWordWrap(True)
-        self.model_box = QComboBox()
-        for key, spec in MODELS.items():
-            self.model_box.addItem(spec.title, key)
-        self.size_spin = self._spin(8, 512, 32, " px")
-        self.epochs_spin = self._spin(1, 1000, 50)
-        self.batch_spin = self._spin(1, 1024, 32)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(0.00001, 0.5)
-        self.lr_spin.setSingleStep(0.0001)
-        self.lr_spin.setValue(0.001)
-        self.balance_box = QComboBox()
-        self.balance_box.addItem("Resample each class (training part only)", "resample")
-        self.balance_box.addItem("Class weights", "class-weights")
-        self.balance_box.addItem("None", "none")
-        self.per_class_spin = self._spin(1, 100000, 500, " per class")
-        self.split_box = QComboBox()
-        self.split_box.addItem("By lesion: train / val / test (honest)", "lesion")
-        self.split_box.addItem("Study's seed-leaky 80/20 (inflated scores)", "seed-leaky")
-        self.seed_spin = self._spin(0, 2**31 - 1, 42)
-        self.crop_box = QComboBox()
-        self.crop_box.addItem("Whole frame, squashed (study)", "squash")
-        self.crop_box.addItem("Centre square crop", "center")
-        self.augment_check = QCheckBox("Random flips and rotations")
-        self.weights_edit = QLineEdit()
-        self.weights_edit.setPlaceholderText("download ImageNet weights (needs internet)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._choose_weights)
-        weights_row = QHBoxLayout()
-        weights_row.addWidget(self.weights_edit)
-        weights_row.addWidget(browse)
-        self.leak_warning = QLabel("⚠ The seed-leaky protocol resamples before splitting: copies "
-                                   "of one image sit on both sides and scores are inflated.")
-        self.leak_warning.setWordWrap(True)
-        self.leak_warning.setStyleSheet("color: #a15c00;")
-
-        form = QFormLayout()
-        form.addRow("Model", self.model_box)
-        form.addRow("Image size", self.size_spin)
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Balancing", self.balance_box)
-        form.addRow("", self.per_class_spin)
-        form.addRow("Split", self.split_box)
-        form.addRow("", self.leak_warning)
-        form.addRow("Split seed", self.seed_spin)
-        form.addRow("Crop", self.crop_box)
-        form.addRow("Augmentation", self.augment_check)
-        form.addRow("ImageNet weights", weights_row)
-        settings = QGroupBox("Settings (the study's values are the defaults)")
-        settings.setLayout(form)
+        self.settings = TrainSettings()
+        self.settings.changed.connect(self._update_enabled)
 
         self.start_button = QPushButton("Start training")
         self.stop_button = QPushButton("Stop")
@@ -163,7 +106,7 @@ class TrainView(QWidget):
 
         left = QVBoxLayout()
         left.addWidget(self.dataset_label)
-        left.addWidget(settings)
+        left.addWidget(self.settings)
         left.addLayout(buttons)
         left.addStretch(1)
         left_widget = QWidget()
@@ -183,37 +126,13 @@ class TrainView(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
-        self.model_box.currentIndexChanged.connect(self._model_changed)
-        self.balance_box.currentIndexChanged.connect(self._update_enabled)
-        self.split_box.currentIndexChanged.connect(self._update_enabled)
-        self._model_changed()
-
-    @staticmethod
-    def _spin(low: int, high: int, value: int, suffix: str = "") -> QSpinBox:
-        spin = QSpinBox()
-        spin.setRange(low, high)
-        spin.setValue(value)
-        spin.setSuffix(suffix)
-        return spin
-
-    def _model_changed(self) -> None:
-        self.size_spin.setValue(MODELS[self.model_box.currentData()].image_size)
         self._update_enabled()
 
     def _update_enabled(self) -> None:
         running = self.task is not None
-        uses_weights = MODELS[self.model_box.currentData()].uses_imagenet
-        self.weights_edit.setEnabled(uses_weights and not running)
-        self.per_class_spin.setEnabled(self.balance_box.currentData() == "resample")
-        self.leak_warning.setVisible(self.split_box.currentData() == "seed-leaky")
+        self.settings.setEnabled(not running)
         self.start_button.setEnabled(bool(self.dataset) and not running)
         self.stop_button.setEnabled(running)
-
-    def _choose_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "ImageNet weights file", "",
-                                              "Keras weights (*.h5 *.weights.h5)")
-        if path:
-            self.weights_edit.setText(path)
 
     def set_dataset(self, folder: str) -> None:
         """Use `folder` for the next training run."""
@@ -222,17 +141,8 @@ class TrainView(QWidget):
         self._update_enabled()
 
     def config(self) -> TrainConfig:
-        """The settings as a `TrainConfig`."""
-        balance = self.balance_box.currentData()
-        if balance == "resample":
-            balance = f"resample:{self.per_class_spin.value()}"
-        return TrainConfig(
-            data_dir=self.dataset, model=self.model_box.currentData(),
-            image_size=self.size_spin.value(), epochs=self.epochs_spin.value(),
-            batch_size=self.batch_spin.value(), learning_rate=self.lr_spin.value(),
-            balance=balance, split=self.split_box.currentData(), seed=self.seed_spin.value(),
-            crop=self.crop_box.currentData(), augment=self.augment_check.isChecked(),
-            weights=self.weights_edit.text().strip() or "imagenet")
+        """The settings as a `TrainConfig` for the current dataset."""
+        return self.settings.config(self.dataset)
 
     @Slot()
     def start_clicked(self) -> None:

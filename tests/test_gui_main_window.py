@@ -86,11 +86,11 @@ def test_several_images_fill_the_table(qtbot, window: MainWindow, tiny_model: Pa
 def start_training(qtbot, win: MainWindow, data: Path, epochs: int) -> None:
     view = win.train_view
     view.set_dataset(str(data))
-    view.model_box.setCurrentIndex(view.model_box.findData("mlp"))
-    view.size_spin.setValue(8)
-    view.epochs_spin.setValue(epochs)
-    view.batch_spin.setValue(4)
-    view.balance_box.setCurrentIndex(view.balance_box.findData("none"))
+    view.settings.model_box.setCurrentIndex(view.settings.model_box.findData("mlp"))
+    view.settings.size_spin.setValue(8)
+    view.settings.epochs_spin.setValue(epochs)
+    view.settings.batch_spin.setValue(4)
+    view.settings.balance_box.setCurrentIndex(view.settings.balance_box.findData("none"))
     qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
     assert view.is_running()
 

@@ -73,8 +73,8 @@ def main() -> int:
 
     view = win.train_view
     win.tabs.setCurrentWidget(view)
-    view.model_box.setCurrentIndex(view.model_box.findData("cnn"))
-    view.epochs_spin.setValue(args.epochs)
+    view.settings.model_box.setCurrentIndex(view.settings.model_box.findData("cnn"))
+    view.settings.epochs_spin.setValue(args.epochs)
     view.start_clicked()
     wait(app, lambda: view.epoch_bar.value() >= 1, timeout=1800)
     shot(app, args.out, "train-running")
