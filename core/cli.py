@@ -50,9 +50,11 @@ def _fmt(value: float | None) -> str:
 
 
 def _metrics_text(m: dict[str, Any]) -> str:
+    ci = m.get("balanced_accuracy_ci95")
+    interval = f", 95% CI {ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
     lines = [
+        f"balanced accuracy: {_fmt(m['balanced_accuracy'])}  (ISIC 2018 metric{interval})",
         f"images: {m['n_images']}",
-        f"balanced accuracy: {_fmt(m['balanced_accuracy'])}  (ISIC 2018 metric)",
         f"accuracy: {_fmt(m['accuracy'])}  (always '{m['majority_class']}': "
         f"{_fmt(m['majority_baseline_accuracy'])})",
         f"macro AUC: {_fmt(m['macro_auc'])}",
@@ -132,7 +134,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.inference import evaluate
 
-    metrics = evaluate(args.model, args.data, on_progress=Progress("decoding images"))
+    metrics = evaluate(args.model, args.data, tta=args.tta,
+                       on_progress=Progress("decoding images"))
     _emit(args, metrics, _metrics_text(metrics))
     return 0
 
@@ -140,7 +143,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.inference import predict_files
 
-    predictions = predict_files(args.model, args.images)
+    predictions = predict_files(args.model, args.images, tta=args.tta)
     lines = []
     for p in predictions:
         if p.error:
@@ -202,10 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", parents=[common], help="metrics on a labelled folder")
     ev.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
     ev.add_argument("--data", required=True, type=Path)
+    ev.add_argument("--tta", action="store_true", help="average over flips (test-time aug.)")
     ev.set_defaults(func=cmd_evaluate)
 
     pr = sub.add_parser("predict", parents=[common], help="classify image files")
     pr.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
+    pr.add_argument("--tta", action="store_true", help="average over flips (test-time aug.)")
     pr.add_argument("images", nargs="+", type=Path)
     pr.set_defaults(func=cmd_predict)
     return parser

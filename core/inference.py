@@ -15,7 +15,7 @@ from core.classes import full_name
 from core.dataset import Problem, load_dataset
 from core.errors import DatasetError, ImageError, ModelError
 from core.images import load_images, read_image
-from core.metrics import compute_metrics, predictions_table
+from core.metrics import balanced_accuracy_ci, compute_metrics, predictions_table
 from core.model_io import LoadedModel, load_model
 
 
@@ -32,14 +32,15 @@ def resolve_model(model: str | Path | LoadedModel | None) -> LoadedModel:
 
 
 def evaluate(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
-             on_progress: Callable[[int, int], None] | None = None,
+             tta: bool = False, on_progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Metrics of `model` on every usable image of `data_dir` (the whole folder is the test set)."""
-    return evaluate_with_predictions(model, data_dir, on_progress=on_progress,
+    return evaluate_with_predictions(model, data_dir, tta=tta, on_progress=on_progress,
                                      should_stop=should_stop)[0]
 
 
 def evaluate_with_predictions(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
+                              tta: bool = False,
                               on_progress: Callable[[int, int], None] | None = None,
                               should_stop: Callable[[], bool] | None = None
                               ) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -58,10 +59,12 @@ def evaluate_with_predictions(model: str | Path | LoadedModel | None, data_dir: 
                          on_progress=on_progress, should_stop=should_stop).images
     index = {c: i for i, c in enumerate(loaded.info.classes)}
     labels = dataset.records["dx"].map(index).to_numpy()
-    proba = loaded.predict(images)
+    proba = loaded.predict(images, tta=tta)
     metrics = compute_metrics(labels, proba, loaded.info.classes)
     metrics.update(model=str(loaded.path), data=str(dataset.root), layout=dataset.layout,
-                   problems=[str(p) for p in dataset.problems])
+                   tta=tta, problems=[str(p) for p in dataset.problems],
+                   balanced_accuracy_ci95=list(balanced_accuracy_ci(labels,
+                                                                    proba.argmax(axis=1))))
     table = predictions_table(list(dataset.records["image_id"]), list(dataset.records["path"]),
                               labels, proba, loaded.info.classes)
     return metrics, table
@@ -79,8 +82,8 @@ class Prediction:
     error: str = ""
 
 
-def predict_files(model: str | Path | LoadedModel | None,
-                  files: Sequence[str | Path], batch_size: int = 64) -> list[Prediction]:
+def predict_files(model: str | Path | LoadedModel | None, files: Sequence[str | Path],
+                  batch_size: int = 64, tta: bool = False) -> list[Prediction]:
     """Classify image files; unreadable ones get `error` set instead of a label."""
     loaded = resolve_model(model)
     size, crop = loaded.info.image_size, loaded.info.crop
@@ -94,7 +97,7 @@ def predict_files(model: str | Path | LoadedModel | None,
         except ImageError as exc:
             results[i].error = str(exc)
     if arrays:
-        proba = loaded.predict(np.stack(arrays), batch_size)
+        proba = loaded.predict(np.stack(arrays), batch_size, tta=tta)
         for i, p in zip(good, proba, strict=True):
             top = int(p.argmax())
             label = loaded.info.classes[top]

@@ -124,3 +124,25 @@ def table_arrays(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, n
     y_true = table["true"].map(index).to_numpy(dtype=int)
     proba = table[[f"p_{name}" for name in classes]].to_numpy(dtype=float)
     return y_true, proba
+
+
+def balanced_accuracy_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000,
+                         seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap confidence interval of balanced accuracy (images resampled with replacement).
+
+    Balanced accuracy of each resample averages recall over the classes present in it.
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    n, k = len(y_true), int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
+    rng = np.random.default_rng(seed)
+    scores = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = rng.integers(0, n, n)
+        t, correct = y_true[idx], y_true[idx] == y_pred[idx]
+        support = np.bincount(t, minlength=k)
+        hits = np.bincount(t[correct], minlength=k)
+        present = support > 0
+        scores[b] = np.mean(hits[present] / support[present])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(scores, [tail, 100 - tail])
+    return float(low), float(high)

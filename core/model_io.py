@@ -42,18 +42,33 @@ class LoadedModel:
     info: ModelInfo
     path: Path
 
-    def predict(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def predict(self, images: np.ndarray, batch_size: int = 64,
+                tta: bool = False) -> np.ndarray:
         """Class probabilities for a (n, size, size, 3) uint8 array, in batches."""
-        return predict_probabilities(self.model, images, batch_size)
+        return predict_probabilities(self.model, images, batch_size, tta)
 
 
-def predict_probabilities(model: Any, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Call the model directly per batch (no `model.predict` overhead)."""
+def predict_probabilities(model: Any, images: np.ndarray, batch_size: int = 64,
+                          tta: bool = False) -> np.ndarray:
+    """Call the model directly per batch (no `model.predict` overhead).
+
+    With `tta`, average over the image and its horizontal, vertical and double flips
+    (test-time augmentation: a lesion has no preferred orientation).
+    """
     if len(images) == 0:
         return np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
-    parts = [np.asarray(model(images[i:i + batch_size].astype(np.float32), training=False))
-             for i in range(0, len(images), batch_size)]
-    return np.concatenate(parts)
+    views = [images]
+    if tta:
+        views += [images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]]
+    total = None
+    for view in views:
+        parts = [np.asarray(model(np.ascontiguousarray(view[i:i + batch_size], np.float32),
+                                  training=False))
+                 for i in range(0, len(view), batch_size)]
+        proba = np.concatenate(parts)
+        total = proba if total is None else total + proba
+    assert total is not None
+    return total / len(views)
 
 
 def save_model(model: Any, path: str | Path, info: ModelInfo) -> Path:

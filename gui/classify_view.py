@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
@@ -51,13 +52,14 @@ def expand_paths(paths: list[str]) -> list[str]:
     return files
 
 
-def classify_task(model: LoadedModel, files: list[str], ctx: TaskContext) -> list[Prediction]:
+def classify_task(model: LoadedModel, files: list[str], tta: bool,
+                  ctx: TaskContext) -> list[Prediction]:
     """Classify `files` in chunks (runs in a worker), reporting progress."""
     results: list[Prediction] = []
     for start in range(0, len(files), CHUNK):
         if ctx.should_stop():
             raise CancelledError("classification was stopped")
-        results += predict_files(model, files[start:start + CHUNK])
+        results += predict_files(model, files[start:start + CHUNK], tta=tta)
         ctx.progress(len(results), len(files))
     return results
 
@@ -83,8 +85,12 @@ class ClassifyView(QWidget):
         self.threshold_spin.setValue(0.5)
         self.threshold_spin.setPrefix("Low-confidence below ")
         self.threshold_spin.valueChanged.connect(self._show_selected)
+        self.tta_check = QCheckBox("Average over flips (TTA)")
+        self.tta_check.setToolTip("Test-time augmentation: classify the image and its three "
+                                  "flips and average the probabilities (4x slower)")
         top = QHBoxLayout()
         top.addWidget(self.model_label, 1)
+        top.addWidget(self.tta_check)
         top.addWidget(self.threshold_spin)
         top.addWidget(open_button)
         top.addWidget(self.export_button)

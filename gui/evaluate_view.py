@@ -52,8 +52,12 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 def metrics_html(metrics: dict[str, Any]) -> str:
     """The headline scores with the majority-class baseline beside them, as rich text."""
-    cells = [("Accuracy", fmt(metrics.get("accuracy"))),
-             ("Balanced accuracy (ISIC 2018)", fmt(metrics.get("balanced_accuracy"))),
+    balanced = fmt(metrics.get("balanced_accuracy"))
+    ci = metrics.get("balanced_accuracy_ci95")
+    if ci:
+        balanced += f" <span style='font-size: 10pt'>(95% CI {ci[0]:.3f}–{ci[1]:.3f})</span>"
+    cells = [("Balanced accuracy (ISIC 2018)", balanced),
+             ("Accuracy", fmt(metrics.get("accuracy"))),
              ("Macro AUC", fmt(metrics.get("macro_auc"))),
              ("Melanoma recall", fmt(metrics.get("melanoma_recall"))),
              ("Baseline", f"always {metrics.get('majority_class', '?')}: "
@@ -68,6 +72,8 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         notes.append(f"best epoch {metrics['best_epoch']} of {metrics.get('epochs_completed')}")
     if metrics.get("stopped"):
         notes.append("training was stopped early")
+    if metrics.get("tta"):
+        notes.append("with flip test-time augmentation")
     if metrics.get("cohen_kappa") is not None:
         notes.append(f"Cohen's kappa {fmt(metrics['cohen_kappa'])}")
     if metrics.get("matthews_corrcoef") is not None:

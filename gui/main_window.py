@@ -185,7 +185,8 @@ class MainWindow(QMainWindow):
                 if self.backend_ready else "TensorFlow is still loading; try again in a moment")
             return
         self.classify_view.show_busy(len(files))
-        task = self.tasks.start("classify", partial(classify_task, model, files))
+        task = self.tasks.start("classify", partial(classify_task, model, files,
+                                                    self.classify_view.tta_check.isChecked()))
         task.worker.progress.connect(self.classify_view.set_progress)
         task.worker.succeeded.connect(self.classify_view.show_predictions)
         task.worker.failed.connect(self.classify_view.show_error)

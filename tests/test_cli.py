@@ -37,8 +37,10 @@ def test_train_evaluate_predict_round_trip(ham_dir: Path, tmp_path: Path,
     trained = json.loads(capsys.readouterr().out)
     assert trained["run_dir"] == str(run)
     model = str(run / "model.keras")
-    assert main(["evaluate", "--model", model, "--data", str(ham_dir), "--json"]) == 0
+    assert main(["evaluate", "--model", model, "--data", str(ham_dir), "--json", "--tta"]) == 0
     metrics = json.loads(capsys.readouterr().out)
+    low, high = metrics["balanced_accuracy_ci95"]
+    assert low <= metrics["balanced_accuracy"] <= high and metrics["tta"] is True
     for key in ("n_images", "accuracy", "balanced_accuracy", "macro_auc", "melanoma_recall",
                 "per_class", "confusion_matrix", "classes"):
         assert key in metrics
@@ -48,6 +50,9 @@ def test_train_evaluate_predict_round_trip(ham_dir: Path, tmp_path: Path,
     assert prediction["label"] in prediction["probabilities"]
     assert len(prediction["probabilities"]) == 7
     assert prediction["full_name"]
+    assert main(["evaluate", "--model", model, "--data", str(ham_dir)]) == 0
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line.startswith("balanced accuracy:") and "95% CI" in first_line
 
 
 def test_predict_reports_a_bad_file_and_exits_non_zero(ham_dir: Path, tmp_path: Path,

@@ -177,3 +177,21 @@ def test_closing_while_a_dataset_loads_leaves_no_thread(qtbot, window: MainWindo
     assert window.tasks.running("dataset")
     assert window.close()
     assert window.tasks.running() == []
+
+
+def test_tta_checkbox_averages_over_flips(qtbot, window: MainWindow, tiny_model: Path,
+                                          tmp_path: Path) -> None:
+    from core.inference import predict_files
+
+    activate(qtbot, window, tiny_model)
+    view = window.classify_view
+    image = make_image(tmp_path / "x.jpg", CLASS_COLOURS["bkl"], size=(60, 40))
+    view.tta_check.setChecked(True)
+    drop_files(view, [image])
+    qtbot.waitUntil(lambda: bool(view.predictions), timeout=30000)
+    shown = view.predictions[0].probabilities
+    expected = predict_files(tiny_model, [image], tta=True)[0].probabilities
+    plain = predict_files(tiny_model, [image], tta=False)[0].probabilities
+    assert shown is not None and expected is not None and plain is not None
+    assert shown == pytest.approx(expected, rel=1e-5)
+    assert shown != pytest.approx(plain, rel=1e-5)

@@ -128,3 +128,15 @@ def test_compact_model_is_small_and_takes_raw_images() -> None:
     assert model.count_params() < 300_000
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(model(images)).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_tta_averages_the_four_flips() -> None:
+    from core.model_io import predict_probabilities
+
+    model = build_model("mlp", 8, 3)
+    images = np.random.default_rng(3).integers(0, 256, (2, 8, 8, 3)).astype("uint8")
+    views = [images, images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]]
+    expected = np.mean([np.asarray(model(v.astype("float32"))) for v in views], axis=0)
+    np.testing.assert_allclose(predict_probabilities(model, images, tta=True), expected,
+                               rtol=1e-5)
+    assert not np.allclose(predict_probabilities(model, images), expected)

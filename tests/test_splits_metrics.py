@@ -106,3 +106,16 @@ def test_metrics_with_an_absent_class_stay_defined() -> None:
     assert m["per_class"]["vasc"]["auc"] is None
     assert m["macro_auc"] == pytest.approx(1.0)
     assert m["melanoma_recall"] is None
+
+
+def test_balanced_accuracy_ci_brackets_the_estimate_and_narrows_with_data() -> None:
+    from core.metrics import balanced_accuracy_ci
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 3, 300)
+    y_pred = np.where(rng.random(300) < 0.7, y_true, (y_true + 1) % 3)
+    point = compute_metrics(y_true, np.eye(3)[y_pred], ["a", "b", "c"])["balanced_accuracy"]
+    low, high = balanced_accuracy_ci(y_true, y_pred)
+    assert low < point < high and 0.05 < high - low < 0.2
+    big_low, big_high = balanced_accuracy_ci(np.tile(y_true, 10), np.tile(y_pred, 10))
+    assert big_high - big_low < (high - low) / 2
