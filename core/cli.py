@@ -141,18 +141,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.inference import predict_files
+    from core.inference import predict_files, resolve_model
 
-    predictions = predict_files(args.model, args.images, tta=args.tta)
+    model = resolve_model(args.model)
+    predictions = predict_files(model, args.images, tta=args.tta)
     lines = []
     for p in predictions:
         if p.error:
             lines.append(f"{p.path}: error: {p.error}")
         else:
             lines.append(f"{p.path}: {p.label} ({p.full_name}) {p.confidence:.1%}")
+    if args.gradcam is not None:
+        lines += _write_gradcams(model, [p.path for p in predictions if not p.error],
+                                 args.gradcam)
     _emit(args, [asdict(p) for p in predictions], "\n".join(lines)
           + "\n(research software, not a medical device)")
     return 1 if any(p.error for p in predictions) else 0
+
+
+def _write_gradcams(model: Any, files: list[str], out_dir: Path) -> list[str]:
+    """Save a Grad-CAM overlay PNG per image; return one line per file written."""
+    from PIL import Image
+
+    from core.gradcam import display_image, gradcam, overlay
+    from core.paths import atomic_path
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for path in files:
+        cam = gradcam(model, path)
+        target = out_dir / f"{Path(path).stem}_gradcam.png"
+        with atomic_path(target) as tmp:
+            Image.fromarray(overlay(display_image(path), cam.heatmap)).save(tmp, format="PNG")
+        lines.append(f"Grad-CAM ({cam.class_name}): {target}")
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", parents=[common], help="classify image files")
     pr.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
     pr.add_argument("--tta", action="store_true", help="average over flips (test-time aug.)")
+    pr.add_argument("--gradcam", type=Path, default=None, metavar="OUT_DIR",
+                    help="write a Grad-CAM overlay PNG per image into OUT_DIR")
     pr.add_argument("images", nargs="+", type=Path)
     pr.set_defaults(func=cmd_predict)
     return parser

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImageReader, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -32,6 +32,7 @@ from core.inference import Prediction, predict_files
 from core.model_io import LoadedModel
 from core.paths import write_text_atomic
 from gui.about import DISCLAIMER
+from gui.image_panel import ImagePanel
 from gui.plot_canvas import PlotCanvas
 from gui.settings import last_folder, remember_folder
 from gui.tasks import TaskContext
@@ -106,9 +107,7 @@ class ClassifyView(QWidget):
         self.progress = QProgressBar()
         self.progress.hide()
 
-        self.image_label = QLabel()
-        self.image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image_label.setMinimumSize(260, 220)
+        self.image_panel = ImagePanel()
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
         self.result_label.setStyleSheet("font-size: 18px; font-weight: bold;")
@@ -136,7 +135,7 @@ class ClassifyView(QWidget):
         detail_widget = QWidget()
         detail_widget.setLayout(detail)
         upper = QSplitter()
-        upper.addWidget(self.image_label)
+        upper.addWidget(self.image_panel)
         upper.addWidget(detail_widget)
         upper.setSizes([380, 620])
         lower = QSplitter(Qt.Orientation.Vertical)
@@ -237,13 +236,7 @@ class ClassifyView(QWidget):
         if p.error or p.probabilities is None:
             self.result_label.setText(f"{Path(p.path).name}: {p.error}")
             return
-        reader = QImageReader(p.path)
-        reader.setAutoTransform(True)
-        image = reader.read()
-        if not image.isNull():
-            self.image_label.setPixmap(QPixmap.fromImage(image).scaled(
-                360, 300, Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation))
+        self.image_panel.show_file(p.path)
         self.result_label.setText(f"{p.full_name} ({p.label}) — {p.confidence:.1%}")
         low = p.confidence < self.threshold_spin.value()
         self.low_confidence.setText(

@@ -47,6 +47,14 @@ def _evaluate_folder(library: ModelLibrary, folder: str, ctx: TaskContext) -> di
             "predictions": table}
 
 
+def _gradcam_task(model: Any, path: str, ctx: TaskContext) -> dict[str, Any]:
+    from core.gradcam import display_image, gradcam
+
+    cam = gradcam(model, path)
+    return {"path": path, "image": display_image(path), "heatmap": cam.heatmap,
+            "class_name": cam.class_name}
+
+
 class MainWindow(QMainWindow):
     """Dataset, Train, Evaluate, Classify and Models views in tabs."""
 
@@ -78,6 +86,7 @@ class MainWindow(QMainWindow):
         self.train_view.message.connect(self.show_message)
         self.evaluate_view.evaluate_folder_requested.connect(self.evaluate_folder)
         self.classify_view.classify_requested.connect(self.classify_files)
+        self.classify_view.image_panel.gradcam_requested.connect(self.explain_image)
         self.models_view.active_changed.connect(self.on_active_model)
         self.models_view.message.connect(self.show_message)
         self._build_menus()
@@ -190,6 +199,18 @@ class MainWindow(QMainWindow):
         task.worker.progress.connect(self.classify_view.set_progress)
         task.worker.succeeded.connect(self.classify_view.show_predictions)
         task.worker.failed.connect(self.classify_view.show_error)
+        self.tasks.run(task)
+
+    @Slot(str)
+    def explain_image(self, path: str) -> None:
+        model = self.models.active()
+        panel = self.classify_view.image_panel
+        if model is None:
+            panel.show_gradcam_error("no active model")
+            return
+        task = self.tasks.start("gradcam", partial(_gradcam_task, model, path))
+        task.worker.succeeded.connect(panel.show_gradcam)
+        task.worker.failed.connect(panel.show_gradcam_error)
         self.tasks.run(task)
 
     @Slot(str)

@@ -86,3 +86,16 @@ def test_errors_are_one_line_without_traceback(args: list[str], message: str) ->
 def test_train_rejects_bad_settings(ham_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--data", str(ham_dir), "--epochs", "0"]) == 2
     assert "epochs must be at least 1" in capsys.readouterr().err
+
+
+def test_predict_writes_gradcam_overlays(tiny_model: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    image = make_image(tmp_path / "lesion 1.jpg", (90, 40, 30), size=(120, 90))
+    out = tmp_path / "cams"
+    assert main(["predict", "--model", str(tiny_model), "--gradcam", str(out), str(image)]) == 0
+    written = out / "lesion 1_gradcam.png"
+    assert written.is_file() and "Grad-CAM" in capsys.readouterr().out
+    with Image.open(written) as png:
+        assert png.size == (120, 90)

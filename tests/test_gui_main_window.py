@@ -195,3 +195,24 @@ def test_tta_checkbox_averages_over_flips(qtbot, window: MainWindow, tiny_model:
     assert shown is not None and expected is not None and plain is not None
     assert shown == pytest.approx(expected, rel=1e-5)
     assert shown != pytest.approx(plain, rel=1e-5)
+
+
+def test_gradcam_overlay_appears_and_follows_the_opacity_slider(
+        qtbot, window: MainWindow, tiny_model: Path, tmp_path: Path) -> None:
+    activate(qtbot, window, tiny_model)
+    view = window.classify_view
+    panel = view.image_panel
+    image = make_image(tmp_path / "cam.jpg", CLASS_COLOURS["df"], size=(90, 60))
+    drop_files(view, [image])
+    qtbot.waitUntil(lambda: view.result_label.text() != "", timeout=30000)
+    plain = panel.shown_pixmap().toImage()
+    panel.gradcam_check.setChecked(True)
+    qtbot.waitUntil(lambda: panel.heatmap is not None, timeout=30000)
+    assert panel.heatmap.shape == (60, 90)
+    assert "Grad-CAM of" in panel.caption.text()
+    panel.opacity.setValue(100)
+    strong = panel.shown_pixmap().toImage()
+    panel.opacity.setValue(0)
+    none = panel.shown_pixmap().toImage()
+    assert strong != none
+    assert none.size() == plain.size()
