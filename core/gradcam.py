@@ -43,7 +43,7 @@ def heatmap_at_input(model: Any, image: np.ndarray, class_index: int | None = No
     """Grad-CAM at the model's input size for one (size, size, 3) image."""
     tf_ = tf()
     layer = _feature_layer(model)
-    grad_model = keras().Model(model.inputs, [layer.output, model.output])
+    grad_model = keras().Model(model.input, [layer.output, model.output])
     x = tf_.convert_to_tensor(image[None].astype(np.float32))
     with tf_.GradientTape() as tape:
         features, proba = grad_model(x, training=False)

@@ -21,6 +21,7 @@ from core.errors import ModelError
 # keras.applications' VGG16 expects "caffe" preprocessing: BGR order minus the ImageNet mean.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 DOWNLOAD_TIMEOUT_S = 15.0
+FEATURES = "features"  # transfer models: the layer whose output is the frozen-backbone feature
 WEIGHT_FILES = {  # what keras.applications downloads, for the error message
     "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
     "mobilenetv2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_SIZE_no_top.h5",
@@ -171,9 +172,9 @@ def build_transfer(backbone: str, image_size: int, n_classes: int,
     x = _preprocessing(backbone)(inputs)
     x = base(x, training=False)
     if head == "flatten":
-        x = layers.Flatten()(x)
+        x = layers.Flatten(name=FEATURES)(x)
     else:
-        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
         x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     return keras().Model(inputs, outputs, name=f"{backbone}_transfer")

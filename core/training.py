@@ -32,6 +32,7 @@ from core.checkpoints import (
 )
 from core.dataset import load_dataset
 from core.errors import DatasetError
+from core.features import backbone_features, cache_key, split_transfer
 from core.images import CROP_POLICIES, load_images
 from core.metrics import compute_metrics, predictions_table
 from core.model_io import ModelInfo, predict_probabilities, save_model
@@ -69,6 +70,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     lr_schedule: str = "constant"  # or "cosine" (decays to 0 over the run)
     early_stopping: int = 0  # stop after this many epochs without a better val loss (0: off)
+    cache_features: bool = True  # frozen transfer models: run the backbone once, not per epoch
     use_cache: bool = True
 
     def validate(self) -> None:
@@ -127,7 +129,7 @@ def _make_dataset(images: np.ndarray, labels: np.ndarray, n_classes: int, batch_
     """A batched, prefetched `tf.data` pipeline; augmentation runs in it, not in the model."""
     tf_ = tf()
     onehot = np.eye(n_classes, dtype=np.float32)[labels]
-    ds = tf_.data.Dataset.from_tensor_slices((images, onehot))
+    ds = tf_.data.Dataset.from_tensor_slices((images, onehot))  # images or cached features
     if shuffle_seed is not None:
         ds = ds.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda x, y: (tf_.cast(x, "float32"), y))
@@ -143,6 +145,12 @@ def _make_dataset(images: np.ndarray, labels: np.ndarray, n_classes: int, batch_
         ds = ds.map(lambda x, y: (augmenter(x, training=True), y),
                     num_parallel_calls=tf_.data.AUTOTUNE)
     return ds.prefetch(tf_.data.AUTOTUNE)
+
+
+def uses_feature_cache(config: TrainConfig) -> bool:
+    """Frozen transfer models without augmentation train their head on cached features."""
+    return (config.cache_features and MODELS[config.model].uses_imagenet
+            and config.fine_tune == 0 and not config.augment)
 
 
 def _optimizer(config: TrainConfig, n_train: int) -> Any:
@@ -243,6 +251,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
     run_dir = Path(out_dir) if out_dir else new_run_dir(config.model)
     run_dir.mkdir(parents=True, exist_ok=True)
     keras().utils.set_random_seed(config.seed)
+    feature_mode = uses_feature_cache(config)
     if resume_run:
         saved = pd.read_csv(run_dir / "split.csv", dtype=str, keep_default_na=False)
         if not saved["image_id"].equals(split.table["image_id"].reset_index(drop=True)):
@@ -251,40 +260,57 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
         state = read_state(run_dir)
         history = read_history(run_dir, state.epochs_completed)
         status(f"resuming after epoch {state.epochs_completed}")
-        model = keras().saving.load_model(run_dir / CHECKPOINT, safe_mode=True)
     else:
         paths.write_text_atomic(run_dir / "config.json",
                                 json.dumps(asdict(config), indent=2, default=str))
         with paths.atomic_path(run_dir / "split.csv") as tmp:
             split.table.to_csv(tmp, index=False)
         state, history = RunState(), []
+    inputs = images
+    if resume_run and not feature_mode:
+        model = fit_model = keras().saving.load_model(run_dir / CHECKPOINT, safe_mode=True)
+    else:
         status(f"building {MODELS[config.model].title}")
-        model = build_model(config.model, config.size, len(classes),
-                            weights=None if config.weights == "none" else config.weights,
-                            fine_tune=config.fine_tune)
-        model.compile(optimizer=_optimizer(config, len(split.train)),
-                      loss=keras().losses.CategoricalCrossentropy(
-                          label_smoothing=config.label_smoothing),
-                      metrics=["accuracy"])
-    train_ds = _make_dataset(images[split.train], labels[split.train], len(classes),
+        weights_arg = None if config.weights == "none" else config.weights
+        model = fit_model = build_model(config.model, config.size, len(classes),
+                                        weights=weights_arg, fine_tune=config.fine_tune)
+        if feature_mode:
+            extractor, fit_model = split_transfer(model)
+            status("computing the frozen backbone's features once (augmentation is off in "
+                   "this mode)")
+            key = None if weights_arg is None else cache_key(
+                dataset.fingerprint(), config.size, config.crop, config.model, weights_arg)
+            inputs, cached = backbone_features(extractor, images, key,
+                                               on_progress=on_load_progress, should_stop=stop)
+            status("backbone features " + ("read from the cache" if cached else "computed"))
+        if resume_run:  # feature mode: continue the saved head, optimizer state included
+            fit_model = keras().saving.load_model(run_dir / CHECKPOINT, safe_mode=True)
+        else:
+            fit_model.compile(optimizer=_optimizer(config, len(split.train)),
+                              loss=keras().losses.CategoricalCrossentropy(
+                                  label_smoothing=config.label_smoothing),
+                              metrics=["accuracy"])
+    train_ds = _make_dataset(inputs[split.train], labels[split.train], len(classes),
                              config.batch_size, config.seed + state.epochs_completed,
-                             config.augment)
-    val_ds = _make_dataset(images[split.val], labels[split.val], len(classes),
+                             config.augment and not feature_mode)
+    val_ds = _make_dataset(inputs[split.val], labels[split.val], len(classes),
                            config.batch_size, None)
     batches = math.ceil(len(split.train) / config.batch_size)
     callback = run_callback(run_dir, config.epochs, batches, state, history, on_epoch,
                             on_batch, stop, patience=config.early_stopping)
     status(f"training on {len(split.train)} images, validating on {len(split.val)}")
     if not stop() and state.epochs_completed < config.epochs:
-        model.fit(train_ds, validation_data=val_ds if len(split.val) else None,
-                  epochs=config.epochs, initial_epoch=state.epochs_completed,
-                  class_weight=weights, verbose=0, callbacks=[callback],
-                  shuffle=False)  # the tf.data pipeline shuffles
+        fit_model.fit(train_ds, validation_data=val_ds if len(split.val) else None,
+                      epochs=config.epochs, initial_epoch=state.epochs_completed,
+                      class_weight=weights, verbose=0, callbacks=[callback],
+                      shuffle=False)  # the tf.data pipeline shuffles
     if (run_dir / BEST_WEIGHTS).is_file():
-        model.load_weights(run_dir / BEST_WEIGHTS)
+        fit_model.load_weights(run_dir / BEST_WEIGHTS)
+    if feature_mode:  # the full model's head is the trained one (shared or copied layers)
+        split_transfer(model)[1].set_weights(fit_model.get_weights())
 
     status(f"evaluating on {len(split.test)} test images")
-    proba = predict_probabilities(model, images[split.test])
+    proba = predict_probabilities(fit_model, inputs[split.test])
     metrics = compute_metrics(labels[split.test], proba, classes)
     test_rows = records.iloc[split.test]
     table = predictions_table(list(test_rows["image_id"]), list(test_rows["path"]),
@@ -293,7 +319,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
     metrics.update(split=config.split, evaluated_on="val" if leaky else "test",
                    leaky=leaky, best_epoch=state.best_epoch,
                    epochs_completed=len(history), stopped=callback.stopped or stop(),
-                   early_stopped=callback.early_stopped,
+                   early_stopped=callback.early_stopped, feature_cache=feature_mode,
                    train_images=int(len(split.train)), val_images=int(len(split.val)),
                    seconds=round(time.time() - started, 1), problems=len(dataset.problems))
     info = ModelInfo(classes=classes, image_size=config.size, crop=config.crop,
