@@ -78,6 +78,10 @@ class TrainSettings(QGroupBox):
         self.schedule_box = _combo([("Constant", "constant"), ("Cosine decay", "cosine")])
         self.patience_spin = _spin(0, 1000, 0, " epochs")
         self.patience_spin.setSpecialValueText("off")
+        self.frozen_note = QLabel("Frozen backbone: its features are computed once and cached, "
+                                  "so each epoch is fast; augmentation is off in this mode.")
+        self.frozen_note.setWordWrap(True)
+        self.frozen_note.setStyleSheet("color: #2f5f8a;")
         self.leak_warning = QLabel("⚠ The seed-leaky protocol resamples before splitting: copies "
                                    "of one image sit on both sides and scores are inflated.")
         self.leak_warning.setWordWrap(True)
@@ -89,7 +93,7 @@ class TrainSettings(QGroupBox):
                 ("Learning rate", self.lr_spin), ("Balancing", self.balance_box),
                 ("", self.per_class_spin), ("Split", self.split_box), ("", self.leak_warning),
                 ("Split seed", self.seed_spin), ("Crop", self.crop_box),
-                ("Augmentation", self.augment_check)]
+                ("Augmentation", self.augment_check), ("", self.frozen_note)]
         for label, widget in rows:
             form.addRow(label, widget)
         form.addRow("ImageNet weights", weights_row)
@@ -101,6 +105,8 @@ class TrainSettings(QGroupBox):
         self.model_box.currentIndexChanged.connect(self._model_changed)
         self.balance_box.currentIndexChanged.connect(self._update)
         self.split_box.currentIndexChanged.connect(self._update)
+        self.fine_tune_spin.valueChanged.connect(self._update)
+        self.augment_check.toggled.connect(self._update)
         self._model_changed()
 
     def select(self, box: QComboBox, data: str) -> None:
@@ -119,6 +125,9 @@ class TrainSettings(QGroupBox):
         self.fine_tune_spin.setEnabled(self._uses_weights())
         self.per_class_spin.setEnabled(self.balance_box.currentData() == "resample")
         self.leak_warning.setVisible(self.split_box.currentData() == "seed-leaky")
+        frozen = self._uses_weights() and self.fine_tune_spin.value() == 0
+        self.frozen_note.setVisible(frozen)
+        self.augment_check.setEnabled(not frozen)
         self.changed.emit()
 
     def _choose_weights(self) -> None:
@@ -137,7 +146,8 @@ class TrainSettings(QGroupBox):
             image_size=self.size_spin.value(), epochs=self.epochs_spin.value(),
             batch_size=self.batch_spin.value(), learning_rate=self.lr_spin.value(),
             balance=balance, split=self.split_box.currentData(), seed=self.seed_spin.value(),
-            crop=self.crop_box.currentData(), augment=self.augment_check.isChecked(),
+            crop=self.crop_box.currentData(),
+            augment=self.augment_check.isChecked() and self.augment_check.isEnabled(),
             weights=self.weights_edit.text().strip() or "imagenet",
             fine_tune=self.fine_tune_spin.value() if self._uses_weights() else 0,
             label_smoothing=self.smoothing_spin.value(),
