@@ -114,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     hooks: dict[str, Any] = dict(on_epoch=on_epoch,
                                  on_batch=on_batch if sys.stderr.isatty() else None,
                                  should_stop=stop.is_set, on_status=_say,
-                                 on_load_progress=Progress("decoding images"))
+                                 on_load_progress=Progress("images"))
     try:
         if args.resume is not None:
             result = resume(args.resume, **hooks)

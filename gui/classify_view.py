@@ -36,6 +36,7 @@ from gui.image_panel import ImagePanel
 from gui.plot_canvas import PlotCanvas
 from gui.settings import last_folder, remember_folder
 from gui.tasks import TaskContext
+from gui.widgets import message_label
 
 CHUNK = 64
 
@@ -100,10 +101,7 @@ class ClassifyView(QWidget):
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setStyleSheet("border: 2px dashed #999; border-radius: 8px; padding: 18px;"
                                 "color: #555; font-size: 14px;")
-        self.error_label = QLabel("")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #b00020; font-weight: bold;")
-        self.error_label.hide()
+        self.error_label = message_label()
         self.progress = QProgressBar()
         self.progress.hide()
 

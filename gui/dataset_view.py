@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PySide6.QtCore import QMimeData, Qt, Signal, Slot
@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -32,6 +31,7 @@ from gui.confusion_matrix import PlotPanel
 from gui.image_grid import array_to_pixmap
 from gui.settings import last_folder, remember_folder
 from gui.tasks import TaskContext
+from gui.widgets import message_label, with_empty_state
 
 SAMPLES_PER_CLASS = 6
 SAMPLE_PX = 96
@@ -44,8 +44,6 @@ EMPTY_TEXT = (
     "(HAM10000_metadata.csv and the image folders), one sub-folder of images per class, "
     "or the ISIC 2018 Task 3 images with their ground-truth CSV.</p>"
 )
-ERROR_STYLE = ("color: #a40000; background: #fde8e8; border: 1px solid #e0a0a0; "
-               "padding: 6px; border-radius: 3px;")
 
 
 @dataclass
@@ -112,22 +110,14 @@ class DatasetView(QWidget):
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.setVisible(False)
+        self.error_label = message_label()
         top = QHBoxLayout()
         top.addWidget(self.open_button)
         top.addWidget(self.header, 1)
         top.addWidget(self.progress)
 
-        self.empty_label = QLabel(EMPTY_TEXT)
-        self.empty_label.setWordWrap(True)
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty_label)
-        self.stack.addWidget(self._build_content())
+        self.stack = with_empty_state(EMPTY_TEXT, self._build_content())
+        self.empty_label = cast(QLabel, self.stack.widget(0))
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.error_label)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from PySide6.QtCore import Qt, Signal, Slot
@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -30,6 +29,7 @@ from gui.about import DISCLAIMER
 from gui.confusion_matrix import ConfusionMatrixWidget, PlotPanel
 from gui.image_grid import ImageGrid
 from gui.settings import last_folder, remember_folder
+from gui.widgets import WARNING_STYLE, message_label, with_empty_state
 
 EMPTY_TEXT = (
     "<h2>Nothing to show yet</h2>"
@@ -39,10 +39,6 @@ EMPTY_TEXT = (
 )
 REPORT_COLUMNS = ("Class", "Full name", "Precision", "Recall", "Specificity", "F1", "AUC",
                   "Support")
-ERROR_STYLE = ("color: #a40000; background: #fde8e8; border: 1px solid #e0a0a0; "
-               "padding: 6px; border-radius: 3px;")
-WARNING_STYLE = ("color: #6b4a00; background: #fff4d6; border: 1px solid #e0c070; "
-                 "padding: 6px; border-radius: 3px;")
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -114,22 +110,14 @@ class EvaluateView(QWidget):
         self.model_label.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.setVisible(False)
+        self.error_label = message_label()
 
         top = QHBoxLayout()
         top.addWidget(self.evaluate_button)
         top.addWidget(self.model_label, 1)
         top.addWidget(self.progress)
-        self.empty_label = QLabel(EMPTY_TEXT)
-        self.empty_label.setWordWrap(True)
-        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty_label)
-        self.stack.addWidget(self._build_content())
+        self.stack = with_empty_state(EMPTY_TEXT, self._build_content())
+        self.empty_label = cast(QLabel, self.stack.widget(0))
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.error_label)

@@ -23,6 +23,7 @@ from core.classes import full_name
 from gui.model_library import ModelEntry, ModelLibrary, list_models
 from gui.settings import last_folder, remember_folder
 from gui.tasks import TaskContext, TaskRunner
+from gui.widgets import message_label
 
 
 def _load_task(library: ModelLibrary, path: Path, activate: bool, ctx: TaskContext) -> str:
@@ -75,9 +76,7 @@ class ModelsView(QWidget):
         self.details = QTextBrowser()
         self.active_label = QLabel("Active model: none")
         self.active_label.setWordWrap(True)
-        self.error_label = QLabel("")
-        self.error_label.setStyleSheet("color: #b00020; font-weight: bold;")
-        self.error_label.setWordWrap(True)
+        self.error_label = message_label()
         self.use_button = QPushButton("Use for Classify")
         self.use_button.clicked.connect(self.activate_current)
         import_button = QPushButton("Import .keras file…")
@@ -134,7 +133,7 @@ class ModelsView(QWidget):
 
     def activate(self, path: Path) -> None:
         """Load `path` in a worker and make it the active model."""
-        self.error_label.setText("")
+        self.error_label.setVisible(False)
         task = self.tasks.start("load-model", partial(_load_task, self.library, path, True))
         task.worker.status.connect(self.message)
         task.worker.succeeded.connect(self._on_activated)
@@ -151,7 +150,7 @@ class ModelsView(QWidget):
 
     def import_model(self, source: Path) -> None:
         """Validate and copy `source` into the library (in a worker)."""
-        self.error_label.setText("")
+        self.error_label.setVisible(False)
         task = self.tasks.start("import-model", partial(_import_task, self.library, source))
         task.worker.status.connect(self.message)
         task.worker.succeeded.connect(self._on_imported)
@@ -181,4 +180,5 @@ class ModelsView(QWidget):
     def show_error(self, message: str) -> None:
         """Show why a model could not be loaded; the previous active model stays."""
         self.error_label.setText(message)
+        self.error_label.setVisible(True)
         self.message.emit(message)
