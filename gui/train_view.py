@@ -77,6 +77,7 @@ class TrainView(QWidget):
         self.dataset = ""
         self._fit_started: float | None = None
         self._run_started = 0.0
+        self._phase = "Decoding images"
 
         self.dataset_label = QLabel("No dataset: open one in the Dataset view first.")
         self.dataset_label.setWordWrap(True)
@@ -182,7 +183,7 @@ class TrainView(QWidget):
     def _run(self, fn: Any) -> None:
         task = self.tasks.start("train", fn)
         task.worker.report.connect(self.on_event)
-        task.worker.status.connect(self._log)
+        task.worker.status.connect(self.on_status)
         task.worker.progress.connect(self.on_load_progress)
         task.worker.succeeded.connect(self.on_finished)
         task.worker.failed.connect(self.on_failed)
@@ -202,7 +203,7 @@ class TrainView(QWidget):
 
     @Slot(int, int)
     def on_load_progress(self, done: int, total: int) -> None:
-        self.batch_bar.setFormat("Decoding images %v / %m")
+        self.batch_bar.setFormat(f"{self._phase} %v / %m")
         self.batch_bar.setRange(0, total)
         self.batch_bar.setValue(done)
 
@@ -249,6 +250,15 @@ class TrainView(QWidget):
     def on_done(self) -> None:
         self.task = None
         self._update_enabled()
+
+    @Slot(str)
+    def on_status(self, text: str) -> None:
+        """A phase message from the run: logged, and it names what the bar counts."""
+        if "features" in text:
+            self._phase = "Backbone features"
+        elif text.startswith("decoding"):
+            self._phase = "Decoding images"
+        self._log(text)
 
     @Slot(str)
     def _log(self, text: str) -> None:
