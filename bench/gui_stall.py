@@ -11,9 +11,10 @@ training worker imports TensorFlow itself), then a real training through the Tra
 is False, or `--seconds` pass, then `stop_clicked()` and wait.
 
 Reported: the longest stall, the 99th percentile of lateness, the count of stalls over
-100 ms, and the same per phase (backend, starting, loading, building, features, training,
-evaluating, saving, idle, or another task's name), timed from the workers' status messages; a tick interval is
-charged to the phase that covers most of it. Figures are medians over `--repeats`.
+100 ms, and the same per phase (starting, loading, building, features, training, evaluating,
+saving, idle, or another task's name such as backend or load-model), timed from the workers'
+status messages; a tick interval is charged to the phase that covers most of it.
+Figures are medians over `--repeats`.
 Without `--data` a synthetic HAM10000-layout set is made (`--synthetic`, 40 per class).
 """
 

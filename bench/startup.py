@@ -125,7 +125,7 @@ def import_times(top: int = 10) -> list[dict[str, Any]]:
         done = subprocess.run([sys.executable, "-X", "importtime", "-c",
                                CHILD.format(root=str(ROOT)), "0"], capture_output=True,
                               text=True, env=child_env(home), timeout=600, check=False)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable
 from csv import Error as CsvError
 from dataclasses import dataclass, field
@@ -103,7 +104,10 @@ def _find_csvs(root: Path) -> list[Path]:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        with warnings.catch_warnings():  # rows with extra fields: the extra fields are dropped
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False,
+                                index_col=False)
     except pd.errors.EmptyDataError as exc:
         raise DatasetError(f"{path} is empty: it needs a header row and one row per image") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, CsvError) as exc:
@@ -113,7 +117,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except OSError as exc:
         raise DatasetError(f"{path} cannot be read: {exc.strerror or exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return frame.reset_index(drop=True)  # row i is line i + 2 of the file
 
 
 def _listed(problems: list[Problem], kind: str, items: Iterable[str], detail: str = "") -> None:
