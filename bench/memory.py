@@ -9,7 +9,8 @@ peak = `resource.getrusage(RUSAGE_SELF).ru_maxrss`, current = VmRSS from /proc/s
          TensorFlow not imported; then `window.start_background_loading()` until
          `window.backend_ready`, and one more second of event loop;
   load   `core.images.load_images` of the whole dataset at `--load-size` (128) px, cold cache;
-  train  `core.training.train` of the CNN for 1 epoch at 32 px (the study's balancing);
+  train  `core.training.train` of the CNN for 1 epoch at 32 px (`--train-balance`, the
+         study's resample:500 by default);
   runs   `--runs` (5) consecutive short trainings in one process (CNN, 1 epoch, 32 px, no
          balancing, on a random `--runs-images` subset), each in a new thread as the app does,
          VmRSS after each run, to show whether memory grows from run to run.
@@ -93,7 +94,8 @@ def child_train(args: argparse.Namespace) -> dict[str, Any]:
     from core.training import TrainConfig, train
 
     t0 = time.perf_counter()
-    result = train(TrainConfig(data_dir=args.data, model="cnn", image_size=32, epochs=1))
+    result = train(TrainConfig(data_dir=args.data, model="cnn", image_size=32, epochs=1,
+                               balance=args.train_balance))
     return {"seconds": time.perf_counter() - t0, "train_images": result.metrics["train_images"],
             "peak_mib": peak_rss_mib(), "rss_mib": vm_rss_mib()}
 
@@ -157,6 +159,8 @@ def main() -> int:
                         help=f"comma-separated, from {', '.join(SCENARIOS)}")
     parser.add_argument("--idle-seconds", type=float, default=2.0)
     parser.add_argument("--load-size", type=int, default=128)
+    parser.add_argument("--train-balance", default="resample:500",
+                        help="balancing of the train scenario (the study's by default)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--runs-images", type=int, default=500, help="0: the whole dataset")
     parser.add_argument("--repeats", type=int, default=5)
@@ -179,7 +183,8 @@ def main() -> int:
             argv = [str(Path(__file__).resolve()), "--child", name,
                     "--data", str(runs_data if name == "runs" else data),
                     "--idle-seconds", str(args.idle_seconds), "--load-size",
-                    str(args.load_size), "--runs", str(args.runs)]
+                    str(args.load_size), "--runs", str(args.runs),
+                    "--train-balance", args.train_balance]
             per_repeat = []
             for i in range(args.repeats):
                 home = Path(tmp) / f"home-{name}-{i}"

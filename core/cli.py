@@ -92,7 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          split=args.split, seed=args.seed, crop=args.crop,
                          weights=args.weights or "imagenet", fine_tune=args.fine_tune,
                          augment=args.augment, label_smoothing=args.label_smoothing,
-                         lr_schedule=args.lr_schedule, early_stopping=args.early_stopping)
+                         lr_schedule=args.lr_schedule, early_stopping=args.early_stopping,
+                         init_from=str(args.init_from) if args.init_from else None)
     stop = threading.Event()
 
     def on_interrupt(_sig: int, _frame: FrameType | None) -> None:
@@ -216,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augment", action="store_true",
                     help="random flips, rotations, zoom, brightness and contrast")
     tr.add_argument("--label-smoothing", type=float, default=0.0)
+    tr.add_argument("--init-from", type=Path, default=None, metavar="MODEL.keras",
+                    help="start from a saved model's weights (same model and size), e.g. "
+                    "fine-tune a frozen-backbone run")
     tr.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     tr.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                     help="stop after PATIENCE epochs without a better validation loss")

@@ -71,6 +71,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # or "cosine" (decays to 0 over the run)
     early_stopping: int = 0  # stop after this many epochs without a better val loss (0: off)
     cache_features: bool = True  # frozen transfer models: run the backbone once, not per epoch
+    init_from: str | None = None  # start from this .keras model's weights (same architecture)
     use_cache: bool = True
 
     def validate(self) -> None:
@@ -151,6 +152,20 @@ def uses_feature_cache(config: TrainConfig) -> bool:
     """Frozen transfer models without augmentation train their head on cached features."""
     return (config.cache_features and MODELS[config.model].uses_imagenet
             and config.fine_tune == 0 and not config.augment)
+
+
+def _load_initial_weights(model: Any, source: str) -> None:
+    """Copy weights from a saved model of the same architecture (e.g. a frozen-stage run)."""
+    try:
+        weights = keras().saving.load_model(source, compile=False, safe_mode=True).get_weights()
+    except Exception as exc:  # missing, unsafe or damaged file
+        raise DatasetError(f"cannot start from {source}: {str(exc).splitlines()[0][:200]}"
+                           ) from exc
+    own = model.get_weights()
+    if len(weights) != len(own) or any(a.shape != b.shape for a, b in zip(weights, own)):
+        raise DatasetError(f"cannot start from {source}: it is a different model (architecture, "
+                           "image size or classes differ)")
+    model.set_weights(weights)
 
 
 def _optimizer(config: TrainConfig, n_train: int) -> Any:
@@ -274,6 +289,9 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
         weights_arg = None if config.weights == "none" else config.weights
         model = fit_model = build_model(config.model, config.size, len(classes),
                                         weights=weights_arg, fine_tune=config.fine_tune)
+        if config.init_from and not resume_run:
+            _load_initial_weights(model, config.init_from)
+            status(f"starting from the weights of {config.init_from}")
         if feature_mode:
             extractor, fit_model = split_transfer(model)
             status("computing the frozen backbone's features once (augmentation is off in "

@@ -129,3 +129,22 @@ def test_bad_settings_are_refused_before_any_work(ham_dir: Path, field: str, val
 
     with pytest.raises(DatasetError, match=message):
         train(tiny(ham_dir, **{field: value}))
+
+
+def test_a_run_can_start_from_another_runs_weights(ham_dir: Path, tmp_path: Path) -> None:
+    from core.errors import DatasetError
+    from core.model_io import load_model
+
+    first = train(tiny(ham_dir, epochs=1), out_dir=tmp_path / "a")
+    source = first.run_dir / "model.keras"
+    messages: list[str] = []
+    second = train(tiny(ham_dir, epochs=1, init_from=str(source), learning_rate=1e-9),
+                   out_dir=tmp_path / "b", on_status=messages.append)
+    assert any("starting from the weights" in m for m in messages)
+    before = load_model(source).model.get_weights()
+    after = load_model(second.run_dir / "model.keras").model.get_weights()
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)  # a learning rate of 1e-9 barely moves
+    with pytest.raises(DatasetError, match="cannot start from"):
+        train(tiny(ham_dir, model="cnn", image_size=32, init_from=str(source)),
+              out_dir=tmp_path / "c")
