@@ -162,7 +162,8 @@ def _load_initial_weights(model: Any, source: str) -> None:
         raise DatasetError(f"cannot start from {source}: {str(exc).splitlines()[0][:200]}"
                            ) from exc
     own = model.get_weights()
-    if len(weights) != len(own) or any(a.shape != b.shape for a, b in zip(weights, own)):
+    shapes_differ = any(a.shape != b.shape for a, b in zip(weights, own, strict=False))
+    if len(weights) != len(own) or shapes_differ:
         raise DatasetError(f"cannot start from {source}: it is a different model (architecture, "
                            "image size or classes differ)")
     model.set_weights(weights)
