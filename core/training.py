@@ -34,6 +34,7 @@ from core.dataset import load_dataset
 from core.errors import DatasetError
 from core.features import backbone_features, cache_key, split_transfer
 from core.images import CROP_POLICIES, load_images
+from core.keras_metrics import balanced_accuracy, metric_class
 from core.metrics import compute_metrics, predictions_table
 from core.model_io import ModelInfo, predict_probabilities, save_model
 from core.models import MODELS, build_model
@@ -268,6 +269,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
     run_dir.mkdir(parents=True, exist_ok=True)
     keras().utils.set_random_seed(config.seed)
     feature_mode = uses_feature_cache(config)
+    metric_class()  # registered before a checkpoint that names it is loaded
     if resume_run:
         saved = pd.read_csv(run_dir / "split.csv", dtype=str, keep_default_na=False)
         if not saved["image_id"].equals(split.table["image_id"].reset_index(drop=True)):
@@ -308,7 +310,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
             fit_model.compile(optimizer=_optimizer(config, len(split.train)),
                               loss=keras().losses.CategoricalCrossentropy(
                                   label_smoothing=config.label_smoothing),
-                              metrics=["accuracy"])
+                              metrics=["accuracy", balanced_accuracy(len(classes))])
     train_ds = _make_dataset(inputs[split.train], labels[split.train], len(classes),
                              config.batch_size, config.seed + state.epochs_completed,
                              config.augment and not feature_mode)

@@ -7,8 +7,12 @@ from PySide6.QtWidgets import QWidget
 
 from gui.plot_canvas import PlotCanvas
 
-SERIES = (("loss", "loss", "training"), ("val_loss", "loss", "validation"),
-          ("accuracy", "accuracy", "training"), ("val_accuracy", "accuracy", "validation"))
+# (history key, panel, legend label, line style)
+SERIES = (("loss", "loss", "training", "-o"), ("val_loss", "loss", "validation", "--s"),
+          ("accuracy", "accuracy", "training", "-o"),
+          ("val_accuracy", "accuracy", "validation", "--s"),
+          ("balanced_accuracy", "accuracy", "training, balanced", ":^"),
+          ("val_balanced_accuracy", "accuracy", "validation, balanced", "-.v"))
 
 
 class TrainingCurves(PlotCanvas):
@@ -19,11 +23,10 @@ class TrainingCurves(PlotCanvas):
         self.points: dict[str, list[tuple[float, float]]] = {}
         self.lines = {}
         panels = {"loss": self.axes[0], "accuracy": self.axes[1]}
-        for key, panel, label in SERIES:
-            style = "-o" if label == "training" else "--s"
+        for key, panel, label, style in SERIES:
             (self.lines[key],) = panels[panel].plot([], [], style, markersize=3, label=label)
         for name, ax in panels.items():
-            ax.set_title(name.capitalize())
+            ax.set_title("Accuracy (plain and balanced)" if name == "accuracy" else "Loss")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
@@ -32,14 +35,14 @@ class TrainingCurves(PlotCanvas):
 
     def clear_curves(self) -> None:
         """Forget all points (a new run starts)."""
-        self.points = {key: [] for key, _, _ in SERIES}
+        self.points = {key: [] for key, *_ in SERIES}
         for line in self.lines.values():
             line.set_data([], [])
         self.draw_idle()
 
     def add_epoch(self, epoch: int, logs: dict[str, float]) -> None:
         """Append one epoch's values and redraw."""
-        for key, _, _ in SERIES:
+        for key, *_ in SERIES:
             if key in logs:
                 self.points[key].append((epoch, logs[key]))
                 xs, ys = zip(*self.points[key], strict=True)

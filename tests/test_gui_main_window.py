@@ -103,7 +103,7 @@ def test_one_epoch_training_fills_progress_curves_and_run_list(qtbot, window: Ma
     qtbot.waitUntil(lambda: not view.is_running(), timeout=10000)
     assert view.epoch_bar.value() == view.epoch_bar.maximum() == 1
     assert view.batch_bar.value() == view.batch_bar.maximum() > 0
-    assert view.curves.point_count() == 4  # loss, val_loss, accuracy, val_accuracy
+    assert view.curves.point_count() == 6  # loss, accuracy, balanced accuracy; train and val
     assert view.runs.table.rowCount() == 1
     assert "finished" in view.runs.table.item(0, 5).text()
     assert "balanced accuracy" in view.log.toPlainText()
@@ -144,7 +144,7 @@ def test_a_stopped_run_can_be_resumed_from_the_run_list(qtbot, window: MainWindo
     qtbot.waitUntil(lambda: not view.is_running(), timeout=120000)
     assert "Run finished" in view.log.toPlainText(), view.log.toPlainText()
     assert view.epoch_bar.value() == 30
-    assert view.curves.point_count() == 120  # 30 epochs x 4 series, old and new together
+    assert view.curves.point_count() == 180  # 30 epochs x 6 series, old and new together
     assert view.runs.table.item(0, 5).text() == "finished"
 
 

@@ -119,3 +119,18 @@ def test_balanced_accuracy_ci_brackets_the_estimate_and_narrows_with_data() -> N
     assert low < point < high and 0.05 < high - low < 0.2
     big_low, big_high = balanced_accuracy_ci(np.tile(y_true, 10), np.tile(y_pred, 10))
     assert big_high - big_low < (high - low) / 2
+
+
+def test_keras_balanced_accuracy_metric_matches_scikit_learn() -> None:
+    from core.keras_metrics import balanced_accuracy
+
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 4, 200)
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 4, 200))
+    metric = balanced_accuracy(4)
+    metric.update_state(np.eye(4)[y_true[:120]], np.eye(4)[y_pred[:120]])
+    metric.update_state(np.eye(4)[y_true[120:]], np.eye(4)[y_pred[120:]])
+    expected = compute_metrics(y_true, np.eye(4)[y_pred], list("abcd"))["balanced_accuracy"]
+    assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+    metric.reset_state()
+    assert float(metric.result()) == 0.0

@@ -37,6 +37,7 @@ def test_training_writes_a_complete_run_folder(ham_dir: Path, tmp_path: Path) ->
     assert batches[-1] == BatchProgress(2, 2, 9, 9)
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2] and "val_loss" in history
+    assert ((history["val_balanced_accuracy"] >= 0) & (history["val_balanced_accuracy"] <= 1)).all()
     assert result.best_epoch == int(history["val_loss"].idxmin()) + 1
     metrics = json.loads((run / "metrics.json").read_text())
     for key in ("accuracy", "balanced_accuracy", "macro_auc", "melanoma_recall", "cohen_kappa",
