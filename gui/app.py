@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from core import paths
+
+STARTUP_DELAY_MS = 250
 
 
 def run_app(argv: list[str] | None = None) -> int:
@@ -23,5 +26,6 @@ def run_app(argv: list[str] | None = None) -> int:
 
     window = MainWindow()
     window.show()
-    window.start_background_loading()
+    # Importing TensorFlow holds the GIL for seconds: start it once the window has painted.
+    QTimer.singleShot(STARTUP_DELAY_MS, window.start_background_loading)
     return app.exec()
