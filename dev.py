@@ -29,15 +29,22 @@ def _ensure_env(extras: str) -> None:
     if not PYTHON.exists():
         print(f"Creating virtual environment in {VENV} ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    spec = ".[test]" if extras == "test" else "."
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + spec.encode()).hexdigest()
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    if extras == "test":
+        requirements += project["optional-dependencies"]["test"]
+    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
     stamp = VENV / f".installed-{extras}"
     if stamp.exists() and stamp.read_text() == digest:
         return
-    print(f"Installing dependencies ({spec}) ...", flush=True)
+    # The dependencies only: the code runs from this folder, so nothing needs building.
+    print(f"Installing dependencies ({'with test tools' if extras == 'test' else 'app'}) ...",
+          flush=True)
     pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "--quiet", "-e", spec], check=True, cwd=ROOT)
+    subprocess.run([*pip, "install", "--quiet", *requirements], check=True, cwd=ROOT)
     stamp.write_text(digest)
 
 
