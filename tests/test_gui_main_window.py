@@ -216,3 +216,14 @@ def test_gradcam_overlay_appears_and_follows_the_opacity_slider(
     none = panel.shown_pixmap().toImage()
     assert strong != none
     assert none.size() == plain.size()
+
+
+def test_closing_during_batch_classification_leaves_no_thread(
+        qtbot, window: MainWindow, tiny_model: Path, tmp_path: Path) -> None:
+    activate(qtbot, window, tiny_model)
+    for i in range(300):
+        make_image(tmp_path / "many" / f"{i}.png", CLASS_COLOURS["nv"], size=(12, 9), seed=i)
+    window.classify_view.request([str(tmp_path / "many")])
+    assert window.tasks.running("classify")
+    assert window.close()
+    assert window.tasks.running() == []
