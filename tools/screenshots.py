@@ -104,6 +104,11 @@ def main() -> int:
     win.classify_view.request([str(p) for p in images])
     wait(app, lambda: win.classify_view.result_label.text() != "", timeout=120)
     shot(app, args.out, "classify-one")
+    panel = win.classify_view.image_panel
+    panel.gradcam_check.setChecked(True)
+    wait(app, lambda: panel.heatmap is not None, timeout=120)
+    shot(app, args.out, "classify-gradcam")
+    panel.gradcam_check.setChecked(False)
     several = sorted((args.data / "HAM10000_images_part_2").glob("*.jpg"))[:12]
     win.classify_view.request([str(p) for p in several])
     wait(app, lambda: win.classify_view.table.rowCount() == 12, timeout=120)
