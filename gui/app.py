@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from PySide6.QtCore import QTimer
@@ -13,8 +14,18 @@ from core import paths
 STARTUP_DELAY_MS = 250
 
 
+def _no_display() -> bool:
+    """True on Linux when no display is reachable and no platform was chosen (Qt would abort)."""
+    return (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"))
+
+
 def run_app(argv: list[str] | None = None) -> int:
     """Create the application and main window, and run the event loop."""
+    if _no_display():
+        print("error: no display found (DISPLAY is not set). Run the app on a desktop, or use "
+              "the command line: python main.py --help", file=sys.stderr)
+        return 1
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("Skin Lesion Classifier")

@@ -99,3 +99,13 @@ def test_predict_writes_gradcam_overlays(tiny_model: Path, tmp_path: Path,
     assert written.is_file() and "Grad-CAM" in capsys.readouterr().out
     with Image.open(written) as png:
         assert png.size == (120, 90)
+
+
+def test_app_without_a_display_says_so_in_one_line() -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, str(ROOT / "main.py")], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: no display found")
+    assert "Traceback" not in done.stderr
