@@ -227,3 +227,19 @@ def test_closing_during_batch_classification_leaves_no_thread(
     assert window.tasks.running("classify")
     assert window.close()
     assert window.tasks.running() == []
+
+
+def test_window_size_and_last_folders_are_remembered(qtbot, isolated_home: Path) -> None:
+    from gui.settings import last_folder, remember_folder
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(701, 503)  # within the offscreen screen (800x600)
+    remember_folder("dataset", "/data/ham")
+    assert first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    assert (second.width(), second.height()) == (701, 503)
+    assert last_folder("dataset") == "/data/ham"
+    assert (isolated_home / "data" / "settings.ini").is_file()
