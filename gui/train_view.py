@@ -123,7 +123,7 @@ class TrainView(QWidget):
         splitter = QSplitter()
         for widget in (left_widget, middle_widget, self.runs):
             splitter.addWidget(widget)
-        splitter.setSizes([340, 560, 440])
+        splitter.setSizes([330, 600, 350])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 

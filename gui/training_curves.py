@@ -8,11 +8,11 @@ from PySide6.QtWidgets import QWidget
 from gui.plot_canvas import PlotCanvas
 
 # (history key, panel, legend label, line style)
-SERIES = (("loss", "loss", "training", "-o"), ("val_loss", "loss", "validation", "--s"),
-          ("accuracy", "accuracy", "training", "-o"),
-          ("val_accuracy", "accuracy", "validation", "--s"),
-          ("balanced_accuracy", "accuracy", "training, balanced", ":^"),
-          ("val_balanced_accuracy", "accuracy", "validation, balanced", "-.v"))
+SERIES = (("loss", "loss", "train", "-o"), ("val_loss", "loss", "val", "--s"),
+          ("accuracy", "accuracy", "train", "-o"),
+          ("val_accuracy", "accuracy", "val", "--s"),
+          ("balanced_accuracy", "accuracy", "train, balanced", ":^"),
+          ("val_balanced_accuracy", "accuracy", "val, balanced", "-.v"))
 
 
 class TrainingCurves(PlotCanvas):
@@ -26,11 +26,11 @@ class TrainingCurves(PlotCanvas):
         for key, panel, label, style in SERIES:
             (self.lines[key],) = panels[panel].plot([], [], style, markersize=3, label=label)
         for name, ax in panels.items():
-            ax.set_title("Accuracy (plain and balanced)" if name == "accuracy" else "Loss")
+            ax.set_title("Accuracy" if name == "accuracy" else "Loss")
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
-            ax.legend(loc="best", fontsize="small")
+            ax.legend(loc="best", fontsize="x-small", framealpha=0.6)
         self.clear_curves()
 
     def clear_curves(self) -> None:
