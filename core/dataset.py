@@ -53,21 +53,22 @@ class Dataset:
     classes: list[str]
     records: pd.DataFrame  # image_id, lesion_id, dx, path (+ dx_type, age, sex, localization)
     problems: list[Problem] = field(default_factory=list)
-    _fingerprint: tuple[int, str] | None = field(default=None, repr=False, compare=False)
+    _fingerprint: tuple[tuple[str, ...], str] | None = field(default=None, repr=False,
+                                                             compare=False)
 
     def fingerprint(self) -> str:
         """Hash of every image file's path, size and mtime: changes when any image changes.
 
         Computed once per set of records (10,015 stat calls take a noticeable moment).
         """
-        paths_ = sorted(self.records["path"])
-        if self._fingerprint is None or self._fingerprint[0] != len(paths_):
+        paths_ = tuple(sorted(self.records["path"]))
+        if self._fingerprint is None or self._fingerprint[0] != paths_:
             h = hashlib.sha1(self.layout.encode())
             skip = len(str(self.root)) + 1
             for path in paths_:
                 st = os.stat(path)
                 h.update(f"{path[skip:]}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            self._fingerprint = (len(paths_), h.hexdigest()[:16])
+            self._fingerprint = (paths_, h.hexdigest()[:16])
         return self._fingerprint[1]
 
     def drop_images(self, reasons: dict[str, str]) -> None:

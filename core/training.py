@@ -327,7 +327,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
                       shuffle=False)  # the tf.data pipeline shuffles
     if (run_dir / BEST_WEIGHTS).is_file():
         fit_model.load_weights(run_dir / BEST_WEIGHTS)
-    if feature_mode:  # the full model's head is the trained one (shared or copied layers)
+    if feature_mode and resume_run:  # a resumed head is a separate model: copy it into place
         split_transfer(model)[1].set_weights(fit_model.get_weights())
 
     status(f"evaluating on {len(split.test)} test images")

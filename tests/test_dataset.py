@@ -126,3 +126,12 @@ def test_summary_counts_images_lesions_and_metadata(ham_dir: Path) -> None:
     assert sum(s["sex"].values()) == 42
     assert s["localization"] == {"back": 42}
     assert sum(s["age"]["by_decade"].values()) == 42
+
+
+def test_fingerprint_changes_when_the_records_change_at_equal_size(ham_dir: Path) -> None:
+    ds = load_dataset(ham_dir)
+    records = ds.records
+    ds.records = records.iloc[1:].reset_index(drop=True)
+    first = ds.fingerprint()
+    ds.records = records.iloc[:-1].reset_index(drop=True)  # same size, other files
+    assert ds.fingerprint() != first
