@@ -51,7 +51,7 @@ class RunState:
 
     epochs_completed: int = 0
     best_epoch: int | None = None
-    best_loss: float = math.inf
+    best_loss: float = math.inf  # the best monitored score so far (lower is better)
 
 
 def read_state(run_dir: Path) -> RunState:
@@ -74,6 +74,14 @@ def read_history(run_dir: Path, epochs_completed: int) -> list[dict[str, float]]
     return [{str(k): float(v) for k, v in row.items()} for row in rows[:epochs_completed]]
 
 
+def monitored_score(row: dict[str, float], monitor: str) -> float:
+    """The epoch's score to minimise: the loss, or minus an accuracy (training values without
+    a validation part)."""
+    if monitor == "val_balanced_accuracy":
+        return -row.get(monitor, row.get("balanced_accuracy", -math.inf))
+    return row.get("val_loss", row.get("loss", math.inf))
+
+
 def remove_checkpoint(run_dir: Path) -> None:
     """Delete the resume files once the run's final model is saved."""
     for name in (CHECKPOINT, BEST_WEIGHTS, STATE):
@@ -84,11 +92,13 @@ def run_callback(run_dir: Path, epochs: int, batches: int, state: RunState,
                  history: list[dict[str, float]],
                  on_epoch: Callable[[EpochResult], None] | None,
                  on_batch: Callable[[BatchProgress], None] | None,
-                 should_stop: Callable[[], bool], patience: int = 0) -> Any:
+                 should_stop: Callable[[], bool], patience: int = 0,
+                 monitor: str = "val_loss") -> Any:
     """A Keras callback forwarding progress, stopping within one batch, checkpointing.
 
-    With `patience` > 0 training also ends (early stopping, not a user stop) after that many
-    epochs without a better validation loss.
+    The best epoch is the one with the lowest `monitor` ("val_loss") or the highest
+    ("val_balanced_accuracy"). With `patience` > 0 training also ends (early stopping, not a
+    user stop) after that many epochs without a better one.
     """
 
     class RunCallback(keras().callbacks.Callback):  # type: ignore[misc, name-defined]
@@ -134,7 +144,7 @@ def run_callback(run_dir: Path, epochs: int, batches: int, state: RunState,
         def _save(self, row: dict[str, float]) -> None:
             with paths.atomic_path(run_dir / CHECKPOINT) as tmp:
                 self.model.save(tmp)
-            loss = row.get("val_loss", row.get("loss", math.inf))
+            loss = monitored_score(row, monitor)
             if loss < self.state.best_loss:
                 self.state.best_loss, self.state.best_epoch = loss, self._epoch
                 with paths.atomic_path(run_dir / BEST_WEIGHTS) as tmp:

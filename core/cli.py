@@ -93,6 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          weights=args.weights or "imagenet", fine_tune=args.fine_tune,
                          augment=args.augment, label_smoothing=args.label_smoothing,
                          lr_schedule=args.lr_schedule, early_stopping=args.early_stopping,
+                         monitor=args.monitor,
                          init_from=str(args.init_from) if args.init_from else None)
     stop = threading.Event()
 
@@ -222,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "fine-tune a frozen-backbone run")
     tr.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
     tr.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
-                    help="stop after PATIENCE epochs without a better validation loss")
+                    help="stop after PATIENCE epochs without a better --monitor value")
+    tr.add_argument("--monitor", choices=["val_loss", "val_balanced_accuracy"],
+                    default="val_loss", help="which epoch's weights the model keeps (best)")
     tr.add_argument("--out", type=Path, default=None, help="run folder (default: per-user)")
     tr.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                     help="continue a stopped or killed run from its last completed epoch")

@@ -48,6 +48,8 @@ from core.splits import (
     split_seed_leaky,
 )
 
+MONITORS = ("val_loss", "val_balanced_accuracy")
+
 
 @dataclass
 class TrainConfig:
@@ -70,7 +72,8 @@ class TrainConfig:
     augment: bool = False  # random flips, rotations, zoom, brightness and contrast
     label_smoothing: float = 0.0
     lr_schedule: str = "constant"  # or "cosine" (decays to 0 over the run)
-    early_stopping: int = 0  # stop after this many epochs without a better val loss (0: off)
+    early_stopping: int = 0  # stop after this many epochs without a better one (0: off)
+    monitor: str = "val_loss"  # which epoch is best: "val_loss" or "val_balanced_accuracy"
     cache_features: bool = True  # frozen transfer models: run the backbone once, not per epoch
     init_from: str | None = None  # start from this .keras model's weights (same architecture)
     use_cache: bool = True
@@ -95,6 +98,9 @@ class TrainConfig:
             raise DatasetError("learning-rate schedule must be constant or cosine")
         if not 0 <= self.label_smoothing < 1:
             raise DatasetError("label smoothing must be between 0 and 1")
+        if self.monitor not in MONITORS:
+            raise DatasetError(f"unknown monitor {self.monitor!r}; choose from "
+                               f"{', '.join(MONITORS)}")
         if self.fine_tune < 0 or self.early_stopping < 0:
             raise DatasetError("fine-tune layers and early-stopping patience cannot be negative")
 
@@ -318,7 +324,8 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
                            config.batch_size, None)
     batches = math.ceil(len(split.train) / config.batch_size)
     callback = run_callback(run_dir, config.epochs, batches, state, history, on_epoch,
-                            on_batch, stop, patience=config.early_stopping)
+                            on_batch, stop, patience=config.early_stopping,
+                            monitor=config.monitor)
     status(f"training on {len(split.train)} images, validating on {len(split.val)}")
     if not stop() and state.epochs_completed < config.epochs:
         fit_model.fit(train_ds, validation_data=val_ds if len(split.val) else None,

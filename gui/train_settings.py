@@ -78,6 +78,11 @@ class TrainSettings(QGroupBox):
         self.schedule_box = _combo([("Constant", "constant"), ("Cosine decay", "cosine")])
         self.patience_spin = _spin(0, 1000, 0, " epochs")
         self.patience_spin.setSpecialValueText("off")
+        self.monitor_box = _combo([("Lowest validation loss", "val_loss"),
+                                   ("Highest validation balanced accuracy",
+                                    "val_balanced_accuracy")])
+        self.monitor_box.setToolTip("Which epoch's weights the finished model keeps; early "
+                                    "stopping waits for this value to improve")
         self.frozen_note = QLabel("Frozen backbone: its features are computed once and cached, "
                                   "so each epoch is fast; augmentation is off in this mode.")
         self.frozen_note.setWordWrap(True)
@@ -100,7 +105,8 @@ class TrainSettings(QGroupBox):
         for label, widget in (("Fine-tune", self.fine_tune_spin),
                               ("Label smoothing", self.smoothing_spin),
                               ("LR schedule", self.schedule_box),
-                              ("Early stopping", self.patience_spin)):
+                              ("Early stopping", self.patience_spin),
+                              ("Keep the epoch with", self.monitor_box)):
             form.addRow(label, widget)
         self.model_box.currentIndexChanged.connect(self._model_changed)
         self.balance_box.currentIndexChanged.connect(self._update)
@@ -152,4 +158,5 @@ class TrainSettings(QGroupBox):
             fine_tune=self.fine_tune_spin.value() if self._uses_weights() else 0,
             label_smoothing=self.smoothing_spin.value(),
             lr_schedule=self.schedule_box.currentData(),
-            early_stopping=self.patience_spin.value())
+            early_stopping=self.patience_spin.value(),
+            monitor=self.monitor_box.currentData())

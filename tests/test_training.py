@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,9 +121,22 @@ def test_our_training_options_run_together(ham_dir: Path, tmp_path: Path) -> Non
     assert not result.stopped
 
 
+@pytest.mark.parametrize(("monitor", "pick"), [("val_loss", min),
+                                              ("val_balanced_accuracy", max)])
+def test_the_kept_epoch_is_the_best_by_the_chosen_measure(ham_dir: Path, tmp_path: Path,
+                                                         monitor: str, pick: Any) -> None:
+    result = train(tiny(ham_dir, epochs=4, monitor=monitor, learning_rate=0.01),
+                   out_dir=tmp_path / "run")
+    values = [row[monitor] for row in result.history]
+    best = values.index(pick(values)) + 1
+    assert result.best_epoch == best
+    assert result.metrics["best_epoch"] == best
+
+
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("lr_schedule", "step", "schedule"), ("label_smoothing", 1.5, "label smoothing"),
     ("fine_tune", -1, "cannot be negative"), ("model", "resnet", "unknown model"),
+    ("monitor", "accuracy", "unknown monitor"),
 ])
 def test_bad_settings_are_refused_before_any_work(ham_dir: Path, field: str, value: object,
                                                   message: str) -> None:
