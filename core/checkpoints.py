@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from core import paths
 from core.backend import keras
 
@@ -70,6 +68,8 @@ def read_history(run_dir: Path, epochs_completed: int) -> list[dict[str, float]]
     path = run_dir / "history.csv"
     if not path.is_file() or epochs_completed == 0:
         return []
+    import pandas as pd
+
     rows = pd.read_csv(path).to_dict("records")
     return [{str(k): float(v) for k, v in row.items()} for row in rows[:epochs_completed]]
 
@@ -142,6 +142,8 @@ def run_callback(run_dir: Path, epochs: int, batches: int, state: RunState,
             self._poll()
 
         def _save(self, row: dict[str, float]) -> None:
+            import pandas as pd
+
             with paths.atomic_path(run_dir / CHECKPOINT) as tmp:
                 self.model.save(tmp)
             loss = monitored_score(row, monitor)

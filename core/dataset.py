@@ -20,11 +20,13 @@ from collections.abc import Iterable
 from csv import Error as CsvError
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from core.classes import FULL_NAMES, HAM10000_CLASSES
 from core.errors import DatasetError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 ISIC_COLUMNS = {code.upper(): code for code in HAM10000_CLASSES}
@@ -104,6 +106,8 @@ def _find_csvs(root: Path) -> list[Path]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         with warnings.catch_warnings():  # rows with extra fields: the extra fields are dropped
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
@@ -183,6 +187,8 @@ def _load_ham(root: Path, csv: Path) -> Dataset:
 
 
 def _load_isic(root: Path, csv: Path) -> Dataset:
+    import pandas as pd
+
     frame = _read_csv(csv)
     class_columns = [c for c in frame.columns if c in ISIC_COLUMNS]
     problems: list[Problem] = []
@@ -199,6 +205,8 @@ def _load_isic(root: Path, csv: Path) -> Dataset:
 
 
 def _load_image_folder(root: Path, class_dirs: list[Path]) -> Dataset:
+    import pandas as pd
+
     rows = []
     for folder in class_dirs:
         for path in sorted(folder.rglob("*")):
@@ -218,6 +226,8 @@ def _load_image_folder(root: Path, class_dirs: list[Path]) -> Dataset:
 def _finish(root: Path, layout: str, classes: list[str], frame: pd.DataFrame,
             problems: list[Problem], csv: Path) -> Dataset:
     """Match rows to image files, report duplicates, missing and unlisted images."""
+    import pandas as pd
+
     frame = frame.reset_index(drop=True)
     duplicated = frame["image_id"].duplicated(keep="first")
     if duplicated.any():

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from core import paths
 from core.classes import full_name
@@ -17,6 +16,9 @@ from core.errors import DatasetError, ImageError, ModelError
 from core.images import load_images, read_image
 from core.metrics import balanced_accuracy_ci, compute_metrics, predictions_table
 from core.model_io import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def resolve_model(model: str | Path | LoadedModel | None) -> LoadedModel:

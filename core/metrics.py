@@ -7,12 +7,14 @@ imports this module before its window shows.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from core.classes import MELANOMA
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _macro_auc(y_true: np.ndarray, proba: np.ndarray) -> tuple[float | None, list[float | None]]:
@@ -107,6 +109,8 @@ def roc_curves(y_true: np.ndarray, proba: np.ndarray,
 def predictions_table(image_ids: list[str], paths: list[str], y_true: np.ndarray,
                       proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
     """One row per evaluated image: ids, true and predicted class, confidence, probabilities."""
+    import pandas as pd
+
     y_pred = proba.argmax(axis=1)
     table = pd.DataFrame({
         "image_id": image_ids, "path": paths,

@@ -7,12 +7,13 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from core import paths
 from core.errors import SkinLesionError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -88,6 +89,8 @@ def list_runs(root: Path | None = None) -> list[RunSummary]:
 
 def read_run(folder: Path) -> RunDetails:
     """Config, metrics, history and test predictions of one run."""
+    import pandas as pd
+
     summary = summarize_run(folder)
     if summary.damaged:
         raise SkinLesionError(f"run {folder.name} is damaged: {summary.damaged}")

@@ -7,10 +7,14 @@ split 80/20 at random, so copies of one image land on both sides and the score i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from core.errors import DatasetError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPLITS = ("lesion", "seed-leaky")
 LEAKY_WARNING = ("seed-leaky reproduces the study's protocol: classes are resampled before the "
@@ -36,6 +40,8 @@ def _hold_out(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarr
 def split_lesion(records: pd.DataFrame, *, val_fraction: float = 0.15,
                  test_fraction: float = 0.15, seed: int = 42) -> pd.Series:
     """Label each row 'train', 'val' or 'test'; no lesion sits on two sides."""
+    import pandas as pd
+
     if records["lesion_id"].nunique() < 3:
         raise DatasetError("a lesion-grouped split needs at least 3 distinct lesions")
     subset = pd.Series("train", index=records.index)
@@ -54,6 +60,7 @@ def split_seed_leaky(records: pd.DataFrame, *, per_class: int = 500,
 
     Returns the resampled rows (with repeats) and their subset ('train' or 'val').
     """
+    import pandas as pd
     from sklearn.model_selection import train_test_split
     from sklearn.utils import resample
 

@@ -12,10 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from core import paths
 from core.backend import keras, tf
@@ -47,6 +46,9 @@ from core.splits import (
     split_lesion,
     split_seed_leaky,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MONITORS = ("val_loss", "val_balanced_accuracy")
 
@@ -277,6 +279,8 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
     feature_mode = uses_feature_cache(config)
     metric_class()  # registered before a checkpoint that names it is loaded
     if resume_run:
+        import pandas as pd
+
         saved = pd.read_csv(run_dir / "split.csv", dtype=str, keep_default_na=False)
         if not saved["image_id"].equals(split.table["image_id"].reset_index(drop=True)):
             raise DatasetError(f"the dataset in {config.data_dir} changed since run "

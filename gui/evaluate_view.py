@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import pandas as pd
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -30,6 +29,9 @@ from gui.confusion_matrix import ConfusionMatrixWidget, PlotPanel
 from gui.image_grid import ImageGrid
 from gui.settings import last_folder, remember_folder
 from gui.widgets import WARNING_STYLE, message_label, with_empty_state
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EMPTY_TEXT = (
     "<h2>Nothing to show yet</h2>"

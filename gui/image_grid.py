@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 from PySide6.QtCore import QSize, Qt, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -20,6 +21,9 @@ from PySide6.QtWidgets import (
 from core.classes import full_name
 from core.errors import ImageError
 from core.images import read_image
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 THUMBNAIL_PX = 96
 MAX_SHOWN = 100
@@ -59,7 +63,7 @@ class ImageGrid(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows = pd.DataFrame()
+        self._rows: pd.DataFrame | None = None
         self.heading = QLabel()
         self.heading.setWordWrap(True)
         self.sort_combo = QComboBox()
@@ -90,7 +94,7 @@ class ImageGrid(QWidget):
 
     def show_message(self, text: str) -> None:
         """Clear the grid and show `text` as its heading."""
-        self._rows = pd.DataFrame()
+        self._rows = None
         self.list_widget.clear()
         self.more_label.setVisible(False)
         self.heading.setText(text)
@@ -109,7 +113,7 @@ class ImageGrid(QWidget):
     def _refill(self) -> None:
         self.list_widget.clear()
         rows = self._rows
-        if rows.empty:
+        if rows is None or rows.empty:
             self.more_label.setVisible(False)
             return
         ascending = self.sort_combo.currentIndex() == 1
