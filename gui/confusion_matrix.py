@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from matplotlib.patches import Rectangle
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -61,8 +60,11 @@ class ConfusionMatrixWidget(PlotPanel):
         self.classes: list[str] = []
         self.selected: tuple[int, int] | None = None
         self._colorbar: Any = None
-        self.canvas.mpl_connect("button_press_event", self._on_press)
         self.canvas.setToolTip("Click a cell to see the images behind it")
+        self.canvas.when_created(self._figure_created)
+
+    def _figure_created(self) -> None:
+        self.canvas.mpl_connect("button_press_event", self._on_press)
         self.message("No results yet")
 
     def set_matrix(self, matrix: list[list[int]], classes: list[str]) -> None:
@@ -132,6 +134,8 @@ class ConfusionMatrixWidget(PlotPanel):
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         if self.selected is not None:
+            from matplotlib.patches import Rectangle
+
             row, col = self.selected
             ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red",
                                    linewidth=2))

@@ -154,9 +154,10 @@ def test_a_mouse_click_on_the_matrix_selects_that_cell(qtbot: QtBot) -> None:
     assert [widget.cell_text(r, c) for r in (0, 1) for c in (0, 1)] == ["0.75", "0.25", "–", "–"]
     widget.canvas.draw()
     x, y = widget.ax.transData.transform((1, 0))  # column 1 ('b' predicted), row 0 ('a' true)
-    event = MouseEvent("button_press_event", widget.canvas, x, y, button=MouseButton.LEFT)
+    canvas = widget.canvas.mpl_canvas  # the matplotlib widget that receives the click
+    event = MouseEvent("button_press_event", canvas, x, y, button=MouseButton.LEFT)
     with qtbot.waitSignal(widget.cell_clicked, timeout=2000) as blocker:
-        widget.canvas.callbacks.process("button_press_event", event)
+        canvas.callbacks.process("button_press_event", event)
     assert blocker.args == [0, 1] and widget.selected == (0, 1)
 
 
