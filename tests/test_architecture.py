@@ -47,3 +47,17 @@ def test_opening_the_window_does_not_import_scikit_learn() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=120, env=env)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_showing_the_window_imports_no_pandas_matplotlib_or_tensorflow(tmp_path: Path) -> None:
+    # Each takes about half a second or more to import; start-up must stay under 1.5 s.
+    code = ("import sys\nfrom PySide6.QtWidgets import QApplication\napp = QApplication([])\n"
+            "from gui.main_window import MainWindow\n"
+            "window = MainWindow(); window.show(); app.processEvents()\n"
+            "print(sorted(m for m in ('pandas', 'matplotlib', 'tensorflow') "
+            "if m in sys.modules))\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SKIN_LESION_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
