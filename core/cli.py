@@ -81,6 +81,17 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from core.export import export_part
+
+    truth = export_part(args.run, args.part, args.out, data_dir=args.data,
+                        center_crop=args.center_crop,
+                        on_progress=Progress(f"exporting the {args.part} part"))
+    _emit(args, {"ground_truth": str(truth), "folder": str(args.out)},
+          f"wrote {truth} and its images; evaluate with: main.py evaluate --data {args.out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core.training import BatchProgress, EpochResult, TrainConfig, resume, train
 
@@ -195,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--image-size", type=int, default=32,
                          help="decode at this size to find unreadable images (default 32)")
     summary.set_defaults(func=cmd_data_summary)
+    export = data_sub.add_parser("export", parents=[common],
+                                 help="write a run's val or test part as an ISIC 2018 folder")
+    export.add_argument("--run", required=True, type=Path, help="training run folder")
+    export.add_argument("--part", choices=["train", "val", "test"], default="test")
+    export.add_argument("--out", required=True, type=Path, help="folder to write")
+    export.add_argument("--data", type=Path, default=None,
+                        help="dataset folder (default: the one the run was trained on)")
+    export.add_argument("--center-crop", action="store_true",
+                        help="save square centre crops, as dermatoscope exports often are")
+    export.set_defaults(func=cmd_data_export)
 
     tr = sub.add_parser("train", parents=[common], help="train a model and save a run folder")
     tr.add_argument("--data", type=Path, help="dataset folder (not with --resume)")

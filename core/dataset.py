@@ -139,10 +139,10 @@ def load_dataset(root: str | Path) -> Dataset:
         raise DatasetError(f"{root} is not a folder")
     for csv in _find_csvs(root):
         columns = set(_read_csv(csv).columns)
+        if "image" in columns and ISIC_COLUMNS.keys() & columns:
+            return _load_isic(root, csv)  # may also have lesion_id, as our exports do
         if {"image_id", "dx"} <= columns or "lesion_id" in columns:
             return _load_ham(root, csv)
-        if "image" in columns and ISIC_COLUMNS.keys() & columns:
-            return _load_isic(root, csv)
     class_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     if any(_has_image(d) for d in class_dirs):
         return _load_image_folder(root, class_dirs)

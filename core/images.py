@@ -45,20 +45,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def read_image(path: str | Path, size: int, crop: str = "squash") -> np.ndarray:
-    """Decode one image to a (size, size, 3) uint8 array; raise `ImageError` with the reason.
+def open_image(path: str | Path, draft: int | None = None) -> Image.Image:
+    """Decode one image upright as RGB; raise `ImageError` with the reason.
 
-    ``squash`` resizes the whole frame to a square (the study's way); ``center`` takes the
-    largest centred square first, keeping the aspect ratio.
+    With `draft`, a JPEG is decoded at a reduced scale that is still at least that size.
     """
-    if crop not in CROP_POLICIES:
-        raise ValueError(f"unknown crop policy {crop!r}; choose from {CROP_POLICIES}")
     path = Path(path)
     try:
         with Image.open(path) as opened:
-            if opened.format == "JPEG":
-                opened.draft("RGB", (size, size))  # decode at a reduced scale, >= size
-            img = _to_rgb(ImageOps.exif_transpose(opened))
+            if draft and opened.format == "JPEG":
+                opened.draft("RGB", (draft, draft))
+            return _to_rgb(ImageOps.exif_transpose(opened))
     except FileNotFoundError as exc:
         raise ImageError(f"{path.name}: file not found") from exc
     except PermissionError as exc:
@@ -76,10 +73,26 @@ def read_image(path: str | Path, size: int, crop: str = "squash") -> np.ndarray:
         raise ImageError(f"{path.name}: damaged or truncated image ({exc})") from exc
     except Exception as exc:  # Pillow raises many types on hostile files
         raise ImageError(f"{path.name}: damaged image ({type(exc).__name__}: {exc})") from exc
+
+
+def center_square(img: Image.Image) -> Image.Image:
+    """The largest centred square of `img`."""
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return img.crop((left, top, left + side, top + side))
+
+
+def read_image(path: str | Path, size: int, crop: str = "squash") -> np.ndarray:
+    """Decode one image to a (size, size, 3) uint8 array; raise `ImageError` with the reason.
+
+    ``squash`` resizes the whole frame to a square (the study's way); ``center`` takes the
+    largest centred square first, keeping the aspect ratio.
+    """
+    if crop not in CROP_POLICIES:
+        raise ValueError(f"unknown crop policy {crop!r}; choose from {CROP_POLICIES}")
+    img = open_image(path, draft=size)
     if crop == "center":
-        side = min(img.size)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side))
+        img = center_square(img)
     img = img.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
 

@@ -109,3 +109,29 @@ def test_app_without_a_display_says_so_in_one_line() -> None:
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: no display found")
     assert "Traceback" not in done.stderr
+
+
+def test_a_runs_test_part_exports_as_an_isic_folder_that_evaluates(
+        tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+    from PIL import Image
+
+    from core.dataset import load_dataset
+
+    run = tiny_model.parent
+    out = tmp_path / "external"
+    assert main(["data", "export", "--run", str(run), "--part", "test", "--center-crop",
+                 "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    split = pd.read_csv(run / "split.csv", dtype=str)
+    test = split[split["subset"] == "test"]
+    exported = load_dataset(out)
+    assert exported.layout == "isic2018"
+    assert sorted(exported.records["image_id"]) == sorted(test["image_id"])
+    assert dict(zip(exported.records["image_id"], exported.records["dx"], strict=True)) == \
+        dict(zip(test["image_id"], test["dx"], strict=True))
+    for path in exported.records["path"]:
+        with Image.open(path) as img:
+            assert img.width == img.height == 15  # the synthetic frames are 20x15
+    assert main(["evaluate", "--model", str(tiny_model), "--data", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("balanced accuracy:")

@@ -1,0 +1,76 @@
+"""Export one part of a run's split as an ISIC 2018 Task 3 folder, for external-style tests.
+
+A run's `split.csv` says which images were its validation and test parts. Writing one part in
+the ISIC 2018 layout (`<name>_Input/` images plus a one-hot `<name>_GroundTruth.csv`) lets any
+model be evaluated on exactly those images with `evaluate`, as on a downloaded test set.
+With `center_crop` each image is saved as its square centre crop, the form dermatoscope exports
+and other test sets often have; comparing both exports measures a model's crop policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from core.classes import HAM10000_CLASSES
+from core.dataset import load_dataset
+from core.errors import DatasetError
+from core.images import center_square, open_image
+
+PARTS = ("train", "val", "test")
+
+
+def export_part(run_dir: str | Path, part: str, out_dir: str | Path, *,
+                data_dir: str | Path | None = None, center_crop: bool = False,
+                on_progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write the `part` images of the run in `run_dir` to `out_dir` (ISIC 2018 layout).
+
+    `data_dir` defaults to the dataset the run was trained on. Returns the ground-truth CSV.
+    """
+    import pandas as pd
+
+    if part not in PARTS:
+        raise DatasetError(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    split_csv = run_dir / "split.csv"
+    if not split_csv.is_file():
+        raise DatasetError(f"{run_dir} has no split.csv: it is not a training run folder")
+    split = pd.read_csv(split_csv, dtype=str, keep_default_na=False)
+    if data_dir is None:
+        config = pd.read_json(run_dir / "config.json", typ="series")
+        data_dir = str(config["data_dir"])
+    dataset = load_dataset(data_dir)
+    wanted = split[split["subset"] == part]
+    if wanted.empty:
+        raise DatasetError(f"the run's split has no {part} part")
+    paths_by_id = dict(zip(dataset.records["image_id"], dataset.records["path"], strict=True))
+    missing = [i for i in wanted["image_id"] if i not in paths_by_id]
+    if missing:
+        raise DatasetError(f"{len(missing)} {part} images are not in {dataset.root}, "
+                           f"e.g. {missing[0]}")
+    name = f"{part}-center-crop" if center_crop else part
+    images = out_dir / f"ISIC2018_Task3_{name}_Input"
+    if images.exists():
+        shutil.rmtree(images)
+    images.mkdir(parents=True)
+    rows = []
+    for done, (image_id, dx, lesion) in enumerate(
+            zip(wanted["image_id"], wanted["dx"], wanted["lesion_id"], strict=True), 1):
+        source = Path(paths_by_id[image_id])
+        target = images / f"{image_id}.jpg"
+        if center_crop:
+            center_square(open_image(source)).save(target, quality=95)
+        else:
+            shutil.copyfile(source, target.with_suffix(source.suffix.lower()))
+        rows.append([image_id, *(("1.0" if dx == c else "0.0") for c in HAM10000_CLASSES),
+                     lesion])
+        if on_progress:
+            on_progress(done, len(wanted))
+    truth = out_dir / f"ISIC2018_Task3_{name}_GroundTruth.csv"
+    with truth.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", *(c.upper() for c in HAM10000_CLASSES), "lesion_id"])
+        writer.writerows(rows)
+    return truth
