@@ -32,6 +32,7 @@ class ModelInfo:
     architecture: str = ""
     trained_on: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    card: str = ""  # the model card (Markdown): intended use, data, metrics, failure modes
 
 
 @dataclass
@@ -122,3 +123,14 @@ def load_model(path: str | Path) -> LoadedModel:
         raise ModelError(f"{path.name}: stored size {info.image_size} px does not match "
                          f"the model input {shape[1]} px")
     return LoadedModel(model, info, path)
+
+
+def package_model(source: str | Path, out: str | Path, card: str = "") -> Path:
+    """Copy a model file without its optimizer state, with `card` as its model card.
+
+    This is how a run's model becomes a shippable file (e.g. the bundled default model).
+    """
+    loaded = load_model(source)
+    if card:
+        loaded.info.card = card
+    return save_model(loaded.model, out, loaded.info)

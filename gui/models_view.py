@@ -60,6 +60,14 @@ def describe(entry: ModelEntry) -> str:
             f"<p><b>Test metrics:</b></p><table>{metrics or '<tr><td>none</td></tr>'}</table>")
 
 
+def card_markdown(entry: ModelEntry) -> str:
+    """The model card stored in the file (Markdown), under the model's name and input."""
+    info = entry.info
+    assert info is not None
+    return (f"### {entry.title}\n\n`{entry.path}`\n\n**Input:** {info.image_size}×"
+            f"{info.image_size} px RGB, crop policy '{info.crop}'\n\n{info.card}")
+
+
 class ModelsView(QWidget):
     """List models, show their facts, choose the active one, import a `.keras` file."""
 
@@ -122,7 +130,10 @@ class ModelsView(QWidget):
 
     def _show_current(self) -> None:
         entry = self.current_entry()
-        self.details.setHtml(describe(entry) if entry else "")
+        if entry is not None and entry.info is not None and entry.info.card:
+            self.details.setMarkdown(card_markdown(entry))
+        else:
+            self.details.setHtml(describe(entry) if entry else "")
 
     @Slot()
     def activate_current(self) -> None:

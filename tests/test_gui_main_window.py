@@ -168,6 +168,27 @@ def test_importing_an_unsafe_model_is_refused_and_the_active_model_stays(
     assert window.classify_view.model_label.text() == "Model: run/model.keras"
 
 
+def test_the_models_view_shows_a_models_card(qtbot, window: MainWindow, tiny_model: Path,
+                                             tmp_path: Path) -> None:
+    from core.model_io import package_model
+
+    card = "## Intended use\n\nTeaching only, **not diagnosis**.\n\n| class | recall |\n" \
+           "|---|---|\n| mel | 0.71 |\n"
+    shipped = package_model(tiny_model, tmp_path / "carded.keras", card)
+    view = window.models_view
+    window.tabs.setCurrentWidget(view)
+    for model in (tiny_model, shipped):
+        with qtbot.waitSignal(view.active_changed, timeout=60000):
+            view.import_model(model)
+    titles = [view.list.item(i).text() for i in range(view.list.count())]
+    view.list.setCurrentRow(next(i for i, t in enumerate(titles) if "carded" in t))
+    shown = view.details.toPlainText()
+    assert "Teaching only, not diagnosis." in shown
+    assert "Intended use" in shown and "0.71" in shown and "**" not in shown
+    view.list.setCurrentRow(next(i for i, t in enumerate(titles) if "carded" not in t))
+    assert "Teaching only" not in view.details.toPlainText()
+
+
 def test_closing_while_a_dataset_loads_leaves_no_thread(qtbot, window: MainWindow,
                                                         tmp_path: Path) -> None:
     from tests.synthetic import make_ham
