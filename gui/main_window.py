@@ -26,7 +26,10 @@ from gui.train_view import TrainView
 def _load_backend(library: ModelLibrary, ctx: TaskContext) -> str:
     from core.backend import keras
 
-    ctx.status("Loading TensorFlow…")
+    ctx.status("Loading plotting and TensorFlow…")
+    import matplotlib.backends.backend_qtagg  # noqa: F401  (first plot tab opens at once)
+    import pandas  # noqa: F401
+
     keras()
     if BUNDLED_MODEL.is_file():
         library.load(BUNDLED_MODEL)
