@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Slot
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -45,12 +45,30 @@ def placeholder_pixmap(size: int = THUMBNAIL_PX) -> QPixmap:
     return pixmap
 
 
-def thumbnail(path: str, size: int = THUMBNAIL_PX) -> tuple[QPixmap, str]:
-    """A centre-cropped thumbnail of the image at `path`, and '' or why it failed."""
-    try:
-        return array_to_pixmap(read_image(path, size, "center")), ""
-    except ImageError as exc:
-        return placeholder_pixmap(size), str(exc)
+class ThumbnailSignals(QObject):
+    """Carries decoded thumbnails (plain arrays) from a pool thread to the GUI thread."""
+
+    decoded = Signal(int, int, object, str)  # generation, row, array or None, problem
+
+
+class ThumbnailJob(QRunnable):
+    """Decode centre-cropped thumbnails off the GUI thread; stop once `current()` moves on."""
+
+    def __init__(self, generation: int, paths: list[str], signals: ThumbnailSignals,
+                 current: list[int]) -> None:
+        super().__init__()
+        self.generation, self.paths, self.signals, self.current = (generation, paths, signals,
+                                                                   current)
+
+    def run(self) -> None:
+        for row, path in enumerate(self.paths):
+            if self.current[0] != self.generation:
+                return  # the grid shows other images now
+            try:
+                self.signals.decoded.emit(self.generation, row,
+                                          read_image(path, THUMBNAIL_PX, "center"), "")
+            except ImageError as exc:
+                self.signals.decoded.emit(self.generation, row, None, str(exc))
 
 
 def caption(true: str, predicted: str, confidence: float) -> str:
@@ -64,6 +82,11 @@ class ImageGrid(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._rows: pd.DataFrame | None = None
+        self._generation = [0]  # shared with the running ThumbnailJob, which stops on a change
+        self._pool = QThreadPool(self)  # created first, so it is deleted (and waits) first
+        self._pool.setMaxThreadCount(1)
+        self._signals = ThumbnailSignals(self)
+        self._signals.decoded.connect(self._set_thumbnail)
         self.heading = QLabel()
         self.heading.setWordWrap(True)
         self.sort_combo = QComboBox()
@@ -95,6 +118,7 @@ class ImageGrid(QWidget):
     def show_message(self, text: str) -> None:
         """Clear the grid and show `text` as its heading."""
         self._rows = None
+        self._generation[0] += 1
         self.list_widget.clear()
         self.more_label.setVisible(False)
         self.heading.setText(text)
@@ -109,8 +133,24 @@ class ImageGrid(QWidget):
         """The captions shown, in display order."""
         return [self.list_widget.item(i).text() for i in range(self.list_widget.count())]
 
+    def wait_for_thumbnails(self, msecs: int = 10000) -> bool:
+        """Block until the thumbnails being decoded are done (for scripts and tests)."""
+        return self._pool.waitForDone(msecs)
+
+    @Slot(int, int, object, str)
+    def _set_thumbnail(self, generation: int, row: int, image: np.ndarray | None,
+                       problem: str) -> None:
+        item = self.list_widget.item(row)
+        if generation != self._generation[0] or item is None:
+            return
+        if image is not None:
+            item.setIcon(QIcon(array_to_pixmap(image)))
+        else:
+            item.setToolTip(f"{item.toolTip()}\nimage not shown: {problem}")
+
     @Slot()
     def _refill(self) -> None:
+        self._generation[0] += 1
         self.list_widget.clear()
         rows = self._rows
         if rows is None or rows.empty:
@@ -119,15 +159,13 @@ class ImageGrid(QWidget):
         ascending = self.sort_combo.currentIndex() == 1
         rows = rows.sort_values("confidence", ascending=ascending, kind="stable")
         shown = rows.head(MAX_SHOWN)
+        placeholder = QIcon(placeholder_pixmap())
         for row in shown.to_dict("records"):
             path, true, predicted = str(row["path"]), str(row["true"]), str(row["predicted"])
-            pixmap, problem = thumbnail(path)
-            item = QListWidgetItem(QIcon(pixmap),
+            item = QListWidgetItem(placeholder,
                                    caption(true, predicted, float(row["confidence"])))
             tip = [str(row.get("image_id", "")), f"true: {full_name(true)}",
                    f"predicted: {full_name(predicted)}", path]
-            if problem:
-                tip.append(f"image not shown: {problem}")
             item.setToolTip("\n".join(tip))
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.list_widget.addItem(item)
@@ -135,3 +173,5 @@ class ImageGrid(QWidget):
         self.more_label.setText(f"… and {hidden} more not shown (change the sort order to see "
                                 "the other end)")
         self.more_label.setVisible(hidden > 0)
+        self._pool.start(ThumbnailJob(self._generation[0], [str(p) for p in shown["path"]],
+                                      self._signals, self._generation))

@@ -15,6 +15,7 @@ from core.classes import HAM10000_CLASSES
 from core.metrics import compute_metrics, predictions_table
 from gui.confusion_matrix import ConfusionMatrixWidget
 from gui.evaluate_view import EvaluateView
+from gui.image_grid import THUMBNAIL_PX, placeholder_pixmap
 
 CLASSES = list(HAM10000_CLASSES)
 NV, MEL = CLASSES.index("nv"), CLASSES.index("mel")
@@ -139,8 +140,14 @@ def test_an_evaluation_fills_the_grid_capped_and_sorted(qtbot: QtBot, ham_dir: P
     view.grid.sort_combo.setCurrentIndex(1)  # lowest first
     lowest = percentages(view.grid.item_texts())
     assert lowest == sorted(lowest) and lowest[0] == 30
-    icon = view.grid.list_widget.item(0).icon()
-    assert not icon.isNull()
+    grey = placeholder_pixmap().toImage().pixelColor(5, 5)
+
+    def centre_colour(row: int) -> object:
+        image = view.grid.list_widget.item(row).icon().pixmap(THUMBNAIL_PX).toImage()
+        return image.pixelColor(image.width() // 2, image.height() // 2)
+
+    assert centre_colour(0) == grey  # the GUI thread only placed placeholders
+    qtbot.waitUntil(lambda: all(centre_colour(r) != grey for r in range(100)), timeout=10000)
 
 
 def test_a_mouse_click_on_the_matrix_selects_that_cell(qtbot: QtBot) -> None:
