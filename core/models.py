@@ -21,7 +21,6 @@ from core.errors import ModelError
 # keras.applications' VGG16 expects "caffe" preprocessing: BGR order minus the ImageNet mean.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 DOWNLOAD_TIMEOUT_S = 15.0
-MOBILENETV2_MID_LAYER = "block_12_add"
 FEATURES = "features"  # transfer models: the layer whose output is the frozen-backbone feature
 WEIGHT_FILES = {  # what keras.applications downloads, for the error message
     "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -154,17 +153,14 @@ def imagenet_backbone(backbone: str, image_size: int,
 
 def build_transfer(backbone: str, image_size: int, n_classes: int,
                    weights: str | Path | None = "imagenet", head: str = "pool",
-                   fine_tune: int = 0, cut: str | None = None) -> Any:
+                   fine_tune: int = 0) -> Any:
     """ImageNet backbone plus a softmax head; frozen, or with its last `fine_tune` layers open.
 
     `head="flatten"` is the study's (Flatten + Dense); `"pool"` is global average pooling,
-    dropout and Dense. With `cut`, the backbone ends at that layer (mid-level features).
-    Batch-norm layers always run in inference mode.
+    dropout and Dense. Batch-norm layers always run in inference mode.
     """
     layers = keras().layers
     base = imagenet_backbone(backbone, image_size, weights)
-    if cut:
-        base = keras().Model(base.input, base.get_layer(cut).output, name=f"{backbone}_{cut}")
     base.trainable = fine_tune > 0
     if fine_tune > 0:
         for layer in base.layers[:-fine_tune]:
@@ -196,16 +192,6 @@ def build_mobilenetv2(image_size: int = 160, n_classes: int = 7,
     return build_transfer("mobilenetv2", image_size, n_classes, weights, fine_tune=fine_tune)
 
 
-def build_mobilenetv2_mid(image_size: int = 128, n_classes: int = 7,
-                          weights: str | Path | None = "imagenet", fine_tune: int = 0) -> Any:
-    """MobileNetV2 (ImageNet) cut after block 12: mid-level features, 96 channels.
-
-    On HAM10000 these transfer better than the last block's ImageNet-object features.
-    """
-    return build_transfer("mobilenetv2", image_size, n_classes, weights, fine_tune=fine_tune,
-                          cut=MOBILENETV2_MID_LAYER)
-
-
 def build_efficientnetb0(image_size: int = 160, n_classes: int = 7,
                          weights: str | Path | None = "imagenet", fine_tune: int = 0) -> Any:
     """EfficientNetB0 (ImageNet) with a pooled head; optionally fine-tune its last layers."""
@@ -221,9 +207,6 @@ MODELS: dict[str, ModelSpec] = {
                          96),
     "mobilenetv2": ModelSpec("mobilenetv2", "MobileNetV2 transfer", build_mobilenetv2, 160,
                              uses_imagenet=True),
-    "mobilenetv2_mid": ModelSpec("mobilenetv2_mid",
-                                 "MobileNetV2 transfer, mid-level features (blocks 1-12)",
-                                 build_mobilenetv2_mid, 128, uses_imagenet=True),
     "efficientnetb0": ModelSpec("efficientnetb0", "EfficientNetB0 transfer",
                                 build_efficientnetb0, 160, uses_imagenet=True),
 }

@@ -101,7 +101,7 @@ def test_damaged_model_files_fail_clearly(tmp_path: Path, content: bytes) -> Non
         load_model(path)
 
 
-@pytest.mark.parametrize("backbone", ["mobilenetv2", "mobilenetv2_mid", "efficientnetb0"])
+@pytest.mark.parametrize("backbone", ["mobilenetv2", "efficientnetb0"])
 def test_transfer_backbones_build_and_fine_tune_only_their_last_layers(backbone: str) -> None:
     model = build_model(backbone, 32, 7, weights=None, fine_tune=5)
     base = next(layer for layer in model.layers if hasattr(layer, "layers"))
@@ -121,18 +121,6 @@ def test_mobilenetv2_uses_a_local_weights_file(tmp_path: Path) -> None:
     base = next(layer for layer in model.layers if hasattr(layer, "layers"))
     np.testing.assert_array_equal(base.get_weights()[0], reference.get_weights()[0])
     assert not base.trainable
-
-
-def test_the_mid_level_mobilenetv2_ends_at_block_12_with_the_loaded_weights(
-        tmp_path: Path) -> None:
-    reference = imagenet_backbone("mobilenetv2", 32, weights=None)
-    weights_file = tmp_path / "mobilenetv2_notop.weights.h5"
-    reference.save_weights(weights_file)
-    model = build_model("mobilenetv2_mid", 32, 7, weights=weights_file)
-    base = next(layer for layer in model.layers if hasattr(layer, "layers"))
-    assert base.layers[-1].name == "block_12_add" and base.output.shape[-1] == 96
-    np.testing.assert_array_equal(base.get_layer("block_12_project").get_weights()[0],
-                                  reference.get_layer("block_12_project").get_weights()[0])
 
 
 def test_compact_model_is_small_and_takes_raw_images() -> None:
