@@ -59,11 +59,10 @@ def export_part(run_dir: str | Path, part: str, out_dir: str | Path, *,
     for done, (image_id, dx, lesion) in enumerate(
             zip(wanted["image_id"], wanted["dx"], wanted["lesion_id"], strict=True), 1):
         source = Path(paths_by_id[image_id])
-        target = images / f"{image_id}.jpg"
-        if center_crop:
-            center_square(open_image(source)).save(target, quality=95)
+        if center_crop:  # lossless, so the crop is the only difference from the original
+            center_square(open_image(source)).save(images / f"{image_id}.png")
         else:
-            shutil.copyfile(source, target.with_suffix(source.suffix.lower()))
+            shutil.copyfile(source, images / f"{image_id}{source.suffix.lower()}")
         rows.append([image_id, *(("1.0" if dx == c else "0.0") for c in HAM10000_CLASSES),
                      lesion])
         if on_progress:

@@ -135,3 +135,18 @@ def test_a_runs_test_part_exports_as_an_isic_folder_that_evaluates(
             assert img.width == img.height == 15  # the synthetic frames are 20x15
     assert main(["evaluate", "--model", str(tiny_model), "--data", str(out)]) == 0
     assert capsys.readouterr().out.startswith("balanced accuracy:")
+
+
+def test_predict_without_a_model_uses_the_bundled_default(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from core.model_io import read_info
+    from core.paths import BUNDLED_MODEL
+
+    info = read_info(BUNDLED_MODEL)
+    assert info is not None and info.crop == "center" and info.image_size == 128
+    assert BUNDLED_MODEL.stat().st_size < 20e6
+    image = make_image(tmp_path / "frame.jpg", (150, 90, 60), size=(600, 450))
+    assert main(["predict", str(image), "--json"]) == 0
+    [prediction] = json.loads(capsys.readouterr().out)
+    assert len(prediction["probabilities"]) == 7
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
