@@ -38,15 +38,30 @@ def _feature_layer(model: Any) -> Any:
     raise ModelError(f"{model.name} has no spatial feature map to explain")
 
 
+def _run_chain(model: Any, feature_layer: Any, x: Any) -> tuple[Any, Any]:
+    """Run a single-path model layer by layer: (the feature layer's output, probabilities)."""
+    features = None
+    for layer in model.layers:
+        if isinstance(layer, keras().layers.InputLayer):
+            continue
+        x = layer(x, training=False)
+        if layer is feature_layer:
+            features = x
+    return features, x
+
+
 def heatmap_at_input(model: Any, image: np.ndarray, class_index: int | None = None
                      ) -> tuple[np.ndarray, int]:
     """Grad-CAM at the model's input size for one (size, size, 3) image."""
     tf_ = tf()
     layer = _feature_layer(model)
-    grad_model = keras().Model(model.input, [layer.output, model.output])
     x = tf_.convert_to_tensor(image[None].astype(np.float32))
     with tf_.GradientTape() as tape:
-        features, proba = grad_model(x, training=False)
+        if hasattr(layer, "layers"):  # a nested backbone: its output is not in the outer graph
+            features, proba = _run_chain(model, layer, x)
+        else:
+            features, proba = keras().Model(model.input, [layer.output, model.output])(
+                x, training=False)
         index = int(tf_.argmax(proba[0])) if class_index is None else class_index
         score = proba[:, index]
     grads = tape.gradient(score, features)

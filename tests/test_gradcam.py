@@ -81,11 +81,11 @@ def test_center_crop_models_leave_the_margins_cold(tmp_path: Path) -> None:
     assert cam.heatmap[:, 40:160].max() > 0.5
 
 
-@pytest.mark.parametrize("name", ["cnn", "compact", "mlp"])
+@pytest.mark.parametrize("name", ["cnn", "compact", "mlp", "mobilenetv2", "vgg16"])
 def test_every_model_choice_can_be_explained(tmp_path: Path, name: str) -> None:
     from core.models import build_model
 
-    path = save_model(build_model(name, 64, 7), tmp_path / f"{name}.keras",
+    path = save_model(build_model(name, 64, 7, weights=None), tmp_path / f"{name}.keras",
                       ModelInfo(list("abcdefg"), 64, "squash", name))
     cam = gradcam(load_model(path), lesion(tmp_path / "x.png", (100, 75)))
     assert cam.heatmap.shape == (150, 200) and np.isfinite(cam.heatmap).all()
