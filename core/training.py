@@ -35,7 +35,7 @@ from core.features import backbone_features, cache_key, split_transfer
 from core.images import CROP_POLICIES, load_images
 from core.keras_metrics import balanced_accuracy, metric_class
 from core.metrics import compute_metrics, predictions_table
-from core.model_io import ModelInfo, predict_probabilities, save_model
+from core.model_io import ModelInfo, compiled_call, predict_probabilities, save_model
 from core.models import MODELS, build_model
 from core.splits import (
     LEAKY_WARNING,
@@ -342,7 +342,7 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
         split_transfer(model)[1].set_weights(fit_model.get_weights())
 
     status(f"evaluating on {len(split.test)} test images")
-    proba = predict_probabilities(fit_model, inputs[split.test])
+    proba = predict_probabilities(fit_model, inputs[split.test], call=compiled_call(fit_model))
     metrics = compute_metrics(labels[split.test], proba, classes)
     test_rows = records.iloc[split.test]
     table = predictions_table(list(test_rows["image_id"]), list(test_rows["path"]),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import paths
-from core.model_io import LoadedModel, ModelInfo, load_model, read_info
+from core.model_io import LoadedModel, ModelInfo, load_model, read_info, warm_up
 from core.runs import list_runs
 
 
@@ -60,6 +60,7 @@ class ModelLibrary:
     def load(self, path: Path) -> ModelInfo:
         """Load (in a worker) and remember a model; raises `ModelError` for bad files."""
         model = load_model(path)
+        warm_up(model)  # the first dropped image then takes milliseconds, not a second
         with self._lock:
             self._loaded[Path(path)] = model
         return model.info

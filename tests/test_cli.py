@@ -73,7 +73,7 @@ def test_predict_reports_a_bad_file_and_exits_non_zero(ham_dir: Path, tmp_path: 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["data", "summary", "--data", "/no/such/folder"], "error: /no/such/folder is not a folder"),
-    (["predict", "x.jpg"], "error: no model is available"),
+    (["predict", "--model", "/no/model.keras", "x.jpg"], "error: model file not found"),
     (["evaluate", "--model", "/no/model.keras", "--data", "."], "error: model file not found"),
 ])
 def test_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:
@@ -81,6 +81,16 @@ def test_errors_are_one_line_without_traceback(args: list[str], message: str) ->
     assert done.returncode == 2
     assert done.stderr.strip().startswith(message)
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_bundled_model_predict_says_what_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from core import paths
+
+    monkeypatch.setattr(paths, "BUNDLED_MODEL", tmp_path / "missing.keras")
+    assert main(["predict", "x.jpg"]) == 2
+    assert capsys.readouterr().err.startswith("error: no model is available: pass --model")
 
 
 def test_train_rejects_bad_settings(ham_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -140,3 +140,14 @@ def test_tta_averages_the_four_flips() -> None:
     np.testing.assert_allclose(predict_probabilities(model, images, tta=True), expected,
                                rtol=1e-5)
     assert not np.allclose(predict_probabilities(model, images), expected)
+
+
+def test_a_loaded_model_predicts_like_the_plain_model_for_any_batch(tmp_path: Path) -> None:
+    model = build_model("cnn", 32, 7)
+    path = save_model(model, tmp_path / "m.keras", ModelInfo(list("abcdefg"), 32))
+    loaded = load_model(path)
+    images = np.random.default_rng(4).integers(0, 256, (5, 32, 32, 3)).astype("uint8")
+    expected = np.asarray(loaded.model(images.astype("float32"), training=False))
+    np.testing.assert_allclose(loaded.predict(images[:1]), expected[:1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(loaded.predict(images, batch_size=2), expected, rtol=1e-4,
+                               atol=1e-6)

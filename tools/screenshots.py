@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from core.paths import BUNDLED_MODEL  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 
 
@@ -95,6 +96,10 @@ def main() -> int:
     shot(app, args.out, "evaluate-roc")
 
     win.tabs.setCurrentWidget(win.models_view)
+    if BUNDLED_MODEL.is_file():  # the classify shots show the model users start with
+        win.models_view.activate(BUNDLED_MODEL)
+        wait(app, lambda: win.models.active_path() == BUNDLED_MODEL, timeout=120)
+        win.models_view.list.setCurrentRow(0)
     wait(app, lambda: win.models.active() is not None, timeout=120)
     settle(app, 2)
     shot(app, args.out, "models")
