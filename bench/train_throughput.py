@@ -10,7 +10,8 @@ A fixed random subset of `--images` images (seed 0) is decoded at `--size` px th
 verbose=0)` on in-memory NumPy arrays; (b) ours: `core.training._make_dataset` (tf.data,
 uint8 kept until the batch is cast, prefetch) + `fit`. A Keras callback times each epoch;
 epochs 2..E count (the first holds the compile/trace time), images/s = images / median epoch
-seconds. Evaluation: `core.model_io.predict_probabilities` versus `model.predict(x,
+seconds. Evaluation: `core.model_io.predict_probabilities` through `compiled_call` (as
+`LoadedModel.predict` in the app) versus `model.predict(x,
 verbose=0)` on the same images, after one warm-up call each. Medians over `--repeats`; the
 two ways alternate order between repeats. Ratios are ours / baseline (above 1: ours faster).
 Without `--data` the shared HAM10000 copy is used when present, else a synthetic set.
@@ -86,7 +87,7 @@ def bench(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     from core.backend import keras
     from core.dataset import load_dataset
     from core.images import load_images
-    from core.model_io import predict_probabilities
+    from core.model_io import compiled_call, predict_probabilities
     from core.models import build_model
     from core.training import _make_dataset
 
@@ -122,6 +123,7 @@ def bench(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         return timer.seconds
 
     eval_model = fresh_model()
+    compiled = compiled_call(eval_model)  # as `LoadedModel.predict` in the app
 
     def eval_baseline() -> float:
         t0 = time.perf_counter()
@@ -130,7 +132,7 @@ def bench(args: argparse.Namespace, data: Any) -> dict[str, Any]:
 
     def eval_ours() -> float:
         t0 = time.perf_counter()
-        predict_probabilities(eval_model, images)
+        predict_probabilities(eval_model, images, call=compiled)
         return time.perf_counter() - t0
 
     eval_baseline()
