@@ -186,6 +186,7 @@ class ModelsView(QWidget):
         self.active_label.setText(f"Active model: <b>{title}</b> — {path}")
         self.refresh()
         self.active_changed.emit(title)
+        self.message.emit(f"Active model: {title}")
 
     @Slot(str)
     def show_error(self, message: str) -> None:

@@ -36,8 +36,7 @@ class TrainingCurves(PlotCanvas):
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
-            ax.legend(loc="upper right" if name == "loss" else "lower right",
-                      fontsize="x-small", framealpha=0.6)
+            ax.legend(loc="best", fontsize="x-small", framealpha=0.6)
         # Constrained layout costs about half of each redraw, and a redraw runs in the GUI
         # thread every epoch: lay out once, keep that layout, and lay out again on resize.
         self.mpl_connect("draw_event", self._keep_layout)
