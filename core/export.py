@@ -10,6 +10,7 @@ and other test sets often have; comparing both exports measures a model's crop p
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -39,8 +40,10 @@ def export_part(run_dir: str | Path, part: str, out_dir: str | Path, *,
         raise DatasetError(f"{run_dir} has no split.csv: it is not a training run folder")
     split = pd.read_csv(split_csv, dtype=str, keep_default_na=False)
     if data_dir is None:
-        config = pd.read_json(run_dir / "config.json", typ="series")
-        data_dir = str(config["data_dir"])
+        config = run_dir / "config.json"
+        if not config.is_file():
+            raise DatasetError(f"{run_dir} has no config.json: pass the dataset folder")
+        data_dir = str(json.loads(config.read_text())["data_dir"])
     dataset = load_dataset(data_dir)
     wanted = split[split["subset"] == part]
     if wanted.empty:

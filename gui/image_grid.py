@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,17 +53,17 @@ class ThumbnailSignals(QObject):
 
 
 class ThumbnailJob(QRunnable):
-    """Decode centre-cropped thumbnails off the GUI thread; stop once `current()` moves on."""
+    """Decode centre-cropped thumbnails off the GUI thread until `cancelled` is set."""
 
     def __init__(self, generation: int, paths: list[str], signals: ThumbnailSignals,
-                 current: list[int]) -> None:
+                 cancelled: threading.Event) -> None:
         super().__init__()
-        self.generation, self.paths, self.signals, self.current = (generation, paths, signals,
-                                                                   current)
+        self.generation, self.paths, self.signals = generation, paths, signals
+        self.cancelled = cancelled
 
     def run(self) -> None:
         for row, path in enumerate(self.paths):
-            if self.current[0] != self.generation:
+            if self.cancelled.is_set():
                 return  # the grid shows other images now
             try:
                 self.signals.decoded.emit(self.generation, row,
@@ -82,7 +83,8 @@ class ImageGrid(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._rows: pd.DataFrame | None = None
-        self._generation = [0]  # shared with the running ThumbnailJob, which stops on a change
+        self._generation = 0  # thumbnails decoded for an earlier fill are dropped
+        self._cancel = threading.Event()  # set when the running job's images are replaced
         self._pool = QThreadPool(self)  # created first, so it is deleted (and waits) first
         self._pool.setMaxThreadCount(1)
         self._signals = ThumbnailSignals(self)
@@ -118,7 +120,7 @@ class ImageGrid(QWidget):
     def show_message(self, text: str) -> None:
         """Clear the grid and show `text` as its heading."""
         self._rows = None
-        self._generation[0] += 1
+        self._cancel_thumbnails()
         self.list_widget.clear()
         self.more_label.setVisible(False)
         self.heading.setText(text)
@@ -133,15 +135,16 @@ class ImageGrid(QWidget):
         """The captions shown, in display order."""
         return [self.list_widget.item(i).text() for i in range(self.list_widget.count())]
 
-    def wait_for_thumbnails(self, msecs: int = 10000) -> bool:
-        """Block until the thumbnails being decoded are done (for scripts and tests)."""
-        return self._pool.waitForDone(msecs)
+    def _cancel_thumbnails(self) -> None:
+        self._generation += 1
+        self._cancel.set()
+        self._cancel = threading.Event()
 
     @Slot(int, int, object, str)
     def _set_thumbnail(self, generation: int, row: int, image: np.ndarray | None,
                        problem: str) -> None:
         item = self.list_widget.item(row)
-        if generation != self._generation[0] or item is None:
+        if generation != self._generation or item is None:
             return
         if image is not None:
             item.setIcon(QIcon(array_to_pixmap(image)))
@@ -150,7 +153,7 @@ class ImageGrid(QWidget):
 
     @Slot()
     def _refill(self) -> None:
-        self._generation[0] += 1
+        self._cancel_thumbnails()
         self.list_widget.clear()
         rows = self._rows
         if rows is None or rows.empty:
@@ -173,5 +176,5 @@ class ImageGrid(QWidget):
         self.more_label.setText(f"… and {hidden} more not shown (change the sort order to see "
                                 "the other end)")
         self.more_label.setVisible(hidden > 0)
-        self._pool.start(ThumbnailJob(self._generation[0], [str(p) for p in shown["path"]],
-                                      self._signals, self._generation))
+        self._pool.start(ThumbnailJob(self._generation, [str(p) for p in shown["path"]],
+                                      self._signals, self._cancel))

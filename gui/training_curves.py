@@ -37,18 +37,8 @@ class TrainingCurves(PlotCanvas):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend(loc="best", fontsize="x-small", framealpha=0.6)
-        # Constrained layout costs about half of each redraw, and a redraw runs in the GUI
-        # thread every epoch: lay out once, keep that layout, and lay out again on resize.
-        self.mpl_connect("draw_event", self._keep_layout)
-        self.mpl_connect("resize_event", self._relayout)
+        self.keep_layout()  # redrawn in the GUI thread every epoch
         self.draw_idle()
-
-    def _keep_layout(self, _event: Any) -> None:
-        if self.figure.get_layout_engine().__class__.__name__ == "ConstrainedLayoutEngine":
-            self.figure.set_layout_engine("none")
-
-    def _relayout(self, _event: Any) -> None:
-        self.figure.set_layout_engine("constrained")
 
     def clear_curves(self) -> None:
         """Forget all points (a new run starts)."""

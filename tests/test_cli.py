@@ -160,3 +160,10 @@ def test_predict_without_a_model_uses_the_bundled_default(
     [prediction] = json.loads(capsys.readouterr().out)
     assert len(prediction["probabilities"]) == 7
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_exporting_a_folder_that_is_not_a_run_fails_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "split.csv").write_text("image_id,lesion_id,dx,subset\n")
+    assert main(["data", "export", "--run", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert "has no config.json" in capsys.readouterr().err
