@@ -1,4 +1,4 @@
-"""Command line: `python main.py {data summary,train,evaluate,predict} ...`.
+"""Command line: `python main.py {data summary,train,evaluate,predict,report} ...`.
 
 Progress goes to stderr; results to stdout (as JSON with --json). Errors print one line and
 exit non-zero, never a traceback.
@@ -49,9 +49,32 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+OOD_TEXT = ("this does not look like a dermoscopic image of a skin lesion; "
+            "no diagnosis is shown")
+NO_GATE_NOTICE = ("notice: this model file has no out-of-distribution gate (an older file), "
+                  "so nothing is refused as 'not a skin lesion' (in_domain is null)")
+
+
+def _trust_lines(m: dict[str, Any]) -> list[str]:
+    """Calibration, the gate's count and the seen-in-training warning, as text lines."""
+    lines = []
+    if m.get("ece") is not None:
+        lines.append(f"calibration error (ECE, 15 bins): {m['ece']:.3f}")
+    if m.get("out_of_domain") is not None:
+        lines.append(f"out of domain: {m['out_of_domain']} of {m['n_images']} images look "
+                     "unlike the training images (the metrics still include them)")
+    seen = m.get("seen_in_training")
+    if seen:
+        lines.append(f"warning: {seen} of these images were used to train this model; "
+                     "its scores here are inflated")
+    return lines
+
+
 def _metrics_text(m: dict[str, Any]) -> str:
     ci = m.get("balanced_accuracy_ci95")
-    interval = f", 95% CI {ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
+    unit = {"lesion": ", resampling lesions", "image": ", resampling images"}.get(
+        str(m.get("ci_unit")), "")
+    interval = f", 95% CI {ci[0]:.3f}-{ci[1]:.3f}{unit}" if ci else ""
     lines = [
         f"balanced accuracy: {_fmt(m['balanced_accuracy'])}  (ISIC 2018 metric{interval})",
         f"images: {m['n_images']}",
@@ -61,6 +84,7 @@ def _metrics_text(m: dict[str, Any]) -> str:
         f"melanoma recall: {_fmt(m['melanoma_recall'])}",
         "per class: " + ", ".join(f"{c} {_fmt(v['recall'])} (n={v['support']})"
                                   for c, v in m["per_class"].items()),
+        *_trust_lines(m),
     ]
     return "\n".join(lines)
 
@@ -149,7 +173,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     metrics = evaluate(args.model, args.data, tta=args.tta,
                        on_progress=Progress("decoding images"))
+    if metrics.get("out_of_domain") is None:
+        _say(NO_GATE_NOTICE)
     _emit(args, metrics, _metrics_text(metrics))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from core.report import write_report
+
+    written = write_report(args.run, html=args.out, pdf=args.pdf)
+    _emit(args, {"written": [str(p) for p in written]},
+          "\n".join(f"wrote {p}" for p in written))
     return 0
 
 
@@ -158,12 +193,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = resolve_model(args.model)
     predictions = predict_files(model, args.images, tta=args.tta)
+    if model.domain is None:
+        _say(NO_GATE_NOTICE)
     lines = []
     for p in predictions:
         if p.error:
             lines.append(f"{p.path}: error: {p.error}")
+        elif p.in_domain is False:
+            lines.append(f"{p.path}: out of domain (score {p.domain_score:.2f}): {OOD_TEXT}")
         else:
-            lines.append(f"{p.path}: {p.label} ({p.full_name}) {p.confidence:.1%}")
+            gate = "" if p.domain_score is None else f"  [in domain, score {p.domain_score:.2f}]"
+            lines.append(f"{p.path}: {p.label} ({p.full_name}) {p.confidence:.1%}{gate}")
     if args.gradcam is not None:
         lines += _write_gradcams(model, [p.path for p in predictions if not p.error],
                                  args.gradcam)
@@ -255,12 +295,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", parents=[common], help="metrics on a labelled folder")
     ev.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
     ev.add_argument("--data", required=True, type=Path)
-    ev.add_argument("--tta", action="store_true", help="average over flips (test-time aug.)")
+    ev.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                    help="average over flips (test-time aug.; default: the model's recipe)")
     ev.set_defaults(func=cmd_evaluate)
+
+    rp = sub.add_parser("report", parents=[common],
+                        help="write a run's report as one HTML file (and optionally a PDF)")
+    rp.add_argument("run", type=Path, metavar="RUN_DIR", help="training run folder")
+    rp.add_argument("--out", type=Path, default=None, metavar="REPORT.html",
+                    help="HTML file to write (default: RUN_DIR/report.html)")
+    rp.add_argument("--pdf", type=Path, default=None, metavar="REPORT.pdf",
+                    help="also write the report as a PDF")
+    rp.set_defaults(func=cmd_report)
 
     pr = sub.add_parser("predict", parents=[common], help="classify image files")
     pr.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
-    pr.add_argument("--tta", action="store_true", help="average over flips (test-time aug.)")
+    pr.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                    help="average over flips (test-time aug.; default: the model's recipe)")
     pr.add_argument("--gradcam", type=Path, default=None, metavar="OUT_DIR",
                     help="write a Grad-CAM overlay PNG per image into OUT_DIR")
     pr.add_argument("images", nargs="+", type=Path)

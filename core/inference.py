@@ -14,7 +14,7 @@ from core.classes import full_name
 from core.dataset import Problem, load_dataset
 from core.errors import DatasetError, ImageError, ModelError
 from core.images import load_images, read_image
-from core.metrics import balanced_accuracy_ci, compute_metrics, predictions_table
+from core.metrics import balanced_accuracy_ci, compute_metrics, lesions_known, predictions_table
 from core.model_io import LoadedModel, load_model
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def resolve_model(model: str | Path | LoadedModel | None) -> LoadedModel:
 
 
 def evaluate(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
-             tta: bool = False, on_progress: Callable[[int, int], None] | None = None,
+             tta: bool | None = None, on_progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Metrics of `model` on every usable image of `data_dir` (the whole folder is the test set)."""
     return evaluate_with_predictions(model, data_dir, tta=tta, on_progress=on_progress,
@@ -42,11 +42,16 @@ def evaluate(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
 
 
 def evaluate_with_predictions(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
-                              tta: bool = False,
+                              tta: bool | None = None,
                               on_progress: Callable[[int, int], None] | None = None,
                               should_stop: Callable[[], bool] | None = None
                               ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Like `evaluate`, plus one row per image (see `core.metrics.predictions_table`)."""
+    """Like `evaluate`, plus one row per image (see `core.metrics.predictions_table`).
+
+    `tta=None` follows the model's stored recipe. Metrics cover every image, also those the
+    domain gate refuses (`out_of_domain` counts them); `seen_in_training` counts images the
+    model was trained on, by image id (None when the model file does not record them).
+    """
     loaded = resolve_model(model)
     dataset = load_dataset(data_dir)
     known = dataset.records["dx"].isin(loaded.info.classes)
@@ -59,16 +64,27 @@ def evaluate_with_predictions(model: str | Path | LoadedModel | None, data_dir: 
         dataset.records = dataset.records[known].reset_index(drop=True)
     images = load_images(dataset, loaded.info.image_size, loaded.info.crop,
                          on_progress=on_progress, should_stop=should_stop).images
+    records = dataset.records
     index = {c: i for i, c in enumerate(loaded.info.classes)}
-    labels = dataset.records["dx"].map(index).to_numpy()
-    proba = loaded.predict(images, tta=tta)
+    labels = records["dx"].map(index).to_numpy()
+    use_tta = loaded.info.tta if tta is None else tta
+    scores = loaded.classify(images, tta=use_tta)
+    proba = scores.probabilities
     metrics = compute_metrics(labels, proba, loaded.info.classes)
-    metrics.update(model=str(loaded.path), data=str(dataset.root), layout=dataset.layout,
-                   tta=tta, problems=[str(p) for p in dataset.problems],
-                   balanced_accuracy_ci95=list(balanced_accuracy_ci(labels,
-                                                                    proba.argmax(axis=1))))
-    table = predictions_table(list(dataset.records["image_id"]), list(dataset.records["path"]),
-                              labels, proba, loaded.info.classes)
+    by_lesion = lesions_known(records["image_id"].to_numpy(), records["lesion_id"].to_numpy())
+    groups = records["lesion_id"].to_numpy() if by_lesion else None
+    trained_on = loaded.training_ids()
+    metrics.update(
+        model=str(loaded.path), data=str(dataset.root), layout=dataset.layout, tta=use_tta,
+        problems=[str(p) for p in dataset.problems],
+        balanced_accuracy_ci95=list(balanced_accuracy_ci(labels, proba.argmax(axis=1),
+                                                         groups=groups)),
+        ci_unit="lesion" if by_lesion else "image",
+        out_of_domain=None if scores.in_domain is None else int((~scores.in_domain).sum()),
+        seen_in_training=None if trained_on is None
+        else int(records["image_id"].isin(trained_on).sum()))
+    table = predictions_table(list(records["image_id"]), list(records["path"]), labels, proba,
+                              loaded.info.classes, scores.domain_scores, scores.in_domain)
     return metrics, table
 
 
@@ -82,11 +98,16 @@ class Prediction:
     confidence: float = 0.0
     probabilities: dict[str, float] | None = None
     error: str = ""
+    in_domain: bool | None = None  # None: the model has no out-of-distribution gate
+    domain_score: float | None = None  # larger is less like the training images
 
 
 def predict_files(model: str | Path | LoadedModel | None, files: Sequence[str | Path],
-                  batch_size: int = 64, tta: bool = False) -> list[Prediction]:
-    """Classify image files; unreadable ones get `error` set instead of a label."""
+                  batch_size: int = 64, tta: bool | None = None) -> list[Prediction]:
+    """Classify image files; unreadable ones get `error` set instead of a label.
+
+    `tta=None` follows the model's stored recipe.
+    """
     loaded = resolve_model(model)
     size, crop = loaded.info.image_size, loaded.info.crop
     results = [Prediction(str(f)) for f in files]
@@ -99,8 +120,12 @@ def predict_files(model: str | Path | LoadedModel | None, files: Sequence[str | 
         except ImageError as exc:
             results[i].error = str(exc)
     if arrays:
-        proba = loaded.predict(np.stack(arrays), batch_size, tta=tta)
-        for i, p in zip(good, proba, strict=True):
+        scores = loaded.classify(np.stack(arrays), batch_size, tta=tta)
+        for n, i in enumerate(good):
+            if scores.in_domain is not None and scores.domain_scores is not None:
+                results[i].in_domain = bool(scores.in_domain[n])
+                results[i].domain_score = round(float(scores.domain_scores[n]), 4)
+        for i, p in zip(good, scores.probabilities, strict=True):
             top = int(p.argmax())
             label = loaded.info.classes[top]
             results[i].label, results[i].full_name = label, full_name(label)

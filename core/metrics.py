@@ -70,6 +70,8 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -
     with warnings.catch_warnings():  # a class predicted but absent from y_true is expected
         warnings.simplefilter("ignore", UserWarning)
         balanced = float(balanced_accuracy_score(y_true, y_pred))
+    from core.calibration import expected_calibration_error
+
     return {
         "n_images": int(len(y_true)),
         "classes": list(classes),
@@ -79,6 +81,7 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -
         "melanoma_recall": float(recall[mel]) if mel is not None and counts[mel] else None,
         "cohen_kappa": _finite(cohen_kappa_score(y_true, y_pred, labels=labels)),
         "matthews_corrcoef": float(matthews_corrcoef(y_true, y_pred)),
+        "ece": expected_calibration_error(y_true, proba),
         "majority_class": classes[majority],
         "majority_baseline_accuracy": float(counts[majority] / max(1, len(y_true))),
         "per_class": {
@@ -107,8 +110,13 @@ def roc_curves(y_true: np.ndarray, proba: np.ndarray,
 
 
 def predictions_table(image_ids: list[str], paths: list[str], y_true: np.ndarray,
-                      proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    """One row per evaluated image: ids, true and predicted class, confidence, probabilities."""
+                      proba: np.ndarray, classes: list[str],
+                      domain_scores: np.ndarray | None = None,
+                      in_domain: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per evaluated image: ids, true and predicted class, confidence, probabilities.
+
+    With a domain gate, also `domain_score` and `in_domain`.
+    """
     import pandas as pd
 
     y_pred = proba.argmax(axis=1)
@@ -117,6 +125,9 @@ def predictions_table(image_ids: list[str], paths: list[str], y_true: np.ndarray
         "true": [classes[i] for i in y_true], "predicted": [classes[i] for i in y_pred],
         "confidence": proba.max(axis=1).round(6),
     })
+    if domain_scores is not None and in_domain is not None:
+        table["domain_score"] = np.round(domain_scores, 4)
+        table["in_domain"] = np.asarray(in_domain, dtype=bool)
     for c, name in enumerate(classes):
         table[f"p_{name}"] = proba[:, c].round(6)
     return table
@@ -130,21 +141,33 @@ def table_arrays(table: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, n
     return y_true, proba
 
 
-def balanced_accuracy_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000,
-                         seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Bootstrap confidence interval of balanced accuracy (images resampled with replacement).
+def lesions_known(image_ids: list[str] | np.ndarray, lesion_ids: list[str] | np.ndarray) -> bool:
+    """True when the lesion ids say more than the image ids (some lesion has two images)."""
+    return len(set(lesion_ids)) < len(set(image_ids))
 
-    Balanced accuracy of each resample averages recall over the classes present in it.
+
+def balanced_accuracy_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000,
+                         seed: int = 0, level: float = 0.95,
+                         groups: list[str] | np.ndarray | None = None) -> tuple[float, float]:
+    """Bootstrap confidence interval of balanced accuracy.
+
+    Without `groups` images are resampled with replacement. With `groups` (lesion ids) whole
+    lesions are resampled, so images of one lesion, which are not independent, come and go
+    together. Balanced accuracy of each resample averages recall over the classes present.
     """
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     n, k = len(y_true), int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
+    _, unit = np.unique(np.asarray(groups) if groups is not None else np.arange(n),
+                        return_inverse=True)
+    n_units = int(unit.max(initial=-1)) + 1
+    correct = (y_true == y_pred).astype(float)
     rng = np.random.default_rng(seed)
     scores = np.empty(n_boot)
     for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        t, correct = y_true[idx], y_true[idx] == y_pred[idx]
-        support = np.bincount(t, minlength=k)
-        hits = np.bincount(t[correct], minlength=k)
+        # how often each unit is drawn; an image counts as often as its unit
+        weight = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)[unit]
+        support = np.bincount(y_true, weight, minlength=k)
+        hits = np.bincount(y_true, weight * correct, minlength=k)
         present = support > 0
         scores[b] = np.mean(hits[present] / support[present])
     tail = (1 - level) / 2 * 100

@@ -1,13 +1,19 @@
 """Save and load models together with what is needed to use them (classes, size, crop).
 
-The facts travel inside the `.keras` file itself, as an extra `skin_lesion.json` member of
-its zip archive, so a model file is self-contained and still loads in plain Keras.
+The facts travel inside the `.keras` file itself, as extra members of its zip archive, so a
+model file is self-contained and still loads in plain Keras (safe mode):
+
+* `skin_lesion.json`: `ModelInfo`, including the inference recipe (flip TTA, temperature,
+  class bias) and the out-of-distribution gate's settings;
+* `skin_lesion_domain.npz`: the gate's arrays (`core.domain`), read without pickle;
+* `skin_lesion_training_ids.txt`: the image ids of the training part, one per line.
 """
 
 from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +23,12 @@ import numpy as np
 from core import paths
 from core.backend import keras, tf
 from core.classes import HAM10000_CLASSES
+from core.domain import DomainModel
 from core.errors import ModelError
 
 META_MEMBER = "skin_lesion.json"
+DOMAIN_MEMBER = "skin_lesion_domain.npz"
+IDS_MEMBER = "skin_lesion_training_ids.txt"
 
 
 @dataclass
@@ -33,6 +42,20 @@ class ModelInfo:
     trained_on: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     card: str = ""  # the model card (Markdown): intended use, data, metrics, failure modes
+    # The inference recipe, applied by every path that classifies (CLI, GUI, evaluation):
+    tta: bool = False  # average over the image and its three flips unless told otherwise
+    temperature: float = 1.0  # probabilities = softmax((log(p) + class_bias) / temperature)
+    class_bias: list[float] | None = None  # a decision rule: per-class log-probability offsets
+    domain: dict[str, Any] | None = None  # the out-of-distribution gate's settings, if any
+
+
+@dataclass
+class Scores:
+    """What classifying a batch gives: probabilities and, with a gate, domain scores."""
+
+    probabilities: np.ndarray  # (n, classes), the stored recipe applied
+    domain_scores: np.ndarray | None = None  # (n,), larger is less like the training images
+    in_domain: np.ndarray | None = None  # (n,) bool; None when the model has no gate
 
 
 @dataclass
@@ -42,31 +65,109 @@ class LoadedModel:
     model: Any
     info: ModelInfo
     path: Path
+    domain: DomainModel | None = None
     _compiled: Any = field(default=None, init=False, repr=False, compare=False)
+    _training_ids: frozenset[str] | None = field(default=None, init=False, repr=False,
+                                                 compare=False)
+    _ids_read: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def classify(self, images: np.ndarray, batch_size: int = 64,
+                 tta: bool | None = None) -> Scores:
+        """Probabilities (recipe applied) and domain scores for (n, size, size, 3) uint8."""
+        if self._compiled is None:
+            self._compiled = compiled_call(self.model, with_features=True)
+        use_tta = self.info.tta if tta is None else tta
+        proba, features = run_batches(self._compiled, images, batch_size, use_tta,
+                                      int(self.model.output_shape[-1]))
+        proba = apply_recipe(proba, self.info.temperature, self.info.class_bias)
+        if self.domain is None or features is None:
+            return Scores(proba)
+        scores = self.domain.score(features, images) if len(images) else np.zeros(0)
+        return Scores(proba, scores, self.domain.in_domain(scores))
 
     def predict(self, images: np.ndarray, batch_size: int = 64,
-                tta: bool = False) -> np.ndarray:
+                tta: bool | None = None) -> np.ndarray:
         """Class probabilities for a (n, size, size, 3) uint8 array, in batches."""
-        if self._compiled is None:
-            self._compiled = compiled_call(self.model)
-        return predict_probabilities(self.model, images, batch_size, tta, self._compiled)
+        return self.classify(images, batch_size, tta).probabilities
+
+    def training_ids(self) -> frozenset[str] | None:
+        """Image ids the model was trained on (None when the file does not say)."""
+        if not self._ids_read:
+            self._training_ids, self._ids_read = read_training_ids(self.path), True
+        return self._training_ids
+
+
+def apply_recipe(proba: np.ndarray, temperature: float = 1.0,
+                 class_bias: Iterable[float] | None = None) -> np.ndarray:
+    """softmax((log(p) + class_bias) / temperature); `proba` unchanged when both are neutral."""
+    if temperature == 1.0 and class_bias is None:
+        return proba
+    logits = np.log(np.clip(np.asarray(proba, dtype=np.float64), 1e-12, None))
+    if class_bias is not None:
+        logits = logits + np.asarray(list(class_bias), dtype=np.float64)
+    logits /= temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def warm_up(loaded: LoadedModel) -> None:
     """Trace the compiled call now (about a second for MobileNetV2), not on the first image."""
     size = loaded.info.image_size
-    loaded.predict(np.zeros((1, size, size, 3), dtype=np.uint8))
+    loaded.classify(np.zeros((1, size, size, 3), dtype=np.uint8))
 
 
-def compiled_call(model: Any) -> Any:
+def penultimate(model: Any) -> Any:
+    """The tensor the final layer reads in `model`'s own graph: the gate's features.
+
+    Not `model.layers[-1].input`: a transfer model's head shares its layers with the full
+    model, and a shared layer's `.input` is that of its first call, in the other graph.
+    """
+    layer, node_index, _ = model.outputs[0]._keras_history
+    return layer._inbound_nodes[node_index].input_tensors[0]
+
+
+def compiled_call(model: Any, with_features: bool = False) -> Any:
     """`model(x, training=False)` as one traced graph for any batch size.
 
-    A deep model (MobileNetV2) called eagerly runs op by op: 200 ms for one image instead of
-    about 20 ms. Tracing happens once, on the first call.
+    With `with_features` it returns (probabilities, penultimate features). A deep model
+    (MobileNetV2) called eagerly runs op by op: 200 ms for one image instead of about 20 ms.
+    Tracing happens once, on the first call.
     """
     tf_ = tf()
     spec = tf_.TensorSpec((None, *model.input_shape[1:]), tf_.float32)
-    return tf_.function(lambda x: model(x, training=False), input_signature=[spec])
+    target = model
+    if with_features:
+        target = keras().Model(model.inputs, [model.outputs[0], penultimate(model)])
+    return tf_.function(lambda x: target(x, training=False), input_signature=[spec])
+
+
+def run_batches(call: Any, images: np.ndarray, batch_size: int, tta: bool,
+                n_classes: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(mean probabilities over the views, features of the unflipped view) per image.
+
+    `call` is a `compiled_call(..., with_features=True)`; the flips are the horizontal,
+    vertical and double flips (a lesion has no preferred orientation).
+    """
+    if len(images) == 0:
+        return np.zeros((0, n_classes), dtype=np.float32), None
+    views = [images]
+    if tta:
+        views += [images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]]
+    total, features = None, None
+    for v, view in enumerate(views):
+        probas, feats = [], []
+        for i in range(0, len(view), batch_size):
+            proba, feat = call(np.ascontiguousarray(view[i:i + batch_size], np.float32))
+            probas.append(np.asarray(proba))
+            if v == 0:
+                feats.append(np.asarray(feat).reshape(len(proba), -1))
+        proba_all = np.concatenate(probas)
+        total = proba_all if total is None else total + proba_all
+        if v == 0:
+            features = np.concatenate(feats)
+    assert total is not None
+    return total / len(views), features
 
 
 def predict_probabilities(model: Any, images: np.ndarray, batch_size: int = 64,
@@ -93,14 +194,48 @@ def predict_probabilities(model: Any, images: np.ndarray, batch_size: int = 64,
     return total / len(views)
 
 
-def save_model(model: Any, path: str | Path, info: ModelInfo) -> Path:
-    """Write `model` and `info` to a `.keras` file atomically."""
+def save_model(model: Any, path: str | Path, info: ModelInfo,
+               domain: DomainModel | None = None,
+               training_ids: Iterable[str] | None = None) -> Path:
+    """Write `model`, `info`, the domain gate and the training ids to a `.keras` file atomically.
+
+    `info.domain` is set from `domain` (or cleared when there is none).
+    """
     path = Path(path)
+    info.domain = domain.params() if domain is not None else None
     with paths.atomic_path(path) as tmp:
         model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
+        with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(META_MEMBER, json.dumps(asdict(info), indent=2))
+            if domain is not None:
+                archive.writestr(DOMAIN_MEMBER, domain.to_bytes())
+            if training_ids is not None:
+                archive.writestr(IDS_MEMBER, "\n".join(sorted(set(training_ids))) + "\n")
     return path
+
+
+def read_domain(path: str | Path, info: ModelInfo | None) -> DomainModel | None:
+    """The gate stored in a model file, or None for files without one."""
+    if info is None or not info.domain:
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(DOMAIN_MEMBER)
+    except (KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{Path(path).name}: its domain model is missing or damaged") from exc
+    return DomainModel.from_bytes(data, info.domain)
+
+
+def read_training_ids(path: str | Path) -> frozenset[str] | None:
+    """The training part's image ids stored in a model file (None when it has none)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if IDS_MEMBER not in archive.namelist():
+                return None
+            text = archive.read(IDS_MEMBER).decode("utf-8")
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{Path(path).name}: its training ids are unreadable: {exc}") from exc
+    return frozenset(line for line in text.splitlines() if line)
 
 
 def read_info(path: str | Path) -> ModelInfo | None:
@@ -143,15 +278,20 @@ def load_model(path: str | Path) -> LoadedModel:
     if info.image_size != shape[1]:
         raise ModelError(f"{path.name}: stored size {info.image_size} px does not match "
                          f"the model input {shape[1]} px")
-    return LoadedModel(model, info, path)
+    if info.class_bias is not None and len(info.class_bias) != n_out:
+        raise ModelError(f"{path.name}: {len(info.class_bias)} class biases for {n_out} outputs")
+    if not info.temperature > 0:
+        raise ModelError(f"{path.name}: the stored temperature must be positive")
+    return LoadedModel(model, info, path, read_domain(path, info))
 
 
 def package_model(source: str | Path, out: str | Path, card: str = "") -> Path:
     """Copy a model file without its optimizer state, with `card` as its model card.
 
-    This is how a run's model becomes a shippable file (e.g. the bundled default model).
+    The gate and the training ids travel along. This is how a run's model becomes a
+    shippable file (e.g. the bundled default model); `core.trust` can refit the gate.
     """
     loaded = load_model(source)
     if card:
         loaded.info.card = card
-    return save_model(loaded.model, out, loaded.info)
+    return save_model(loaded.model, out, loaded.info, loaded.domain, loaded.training_ids())

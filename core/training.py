@@ -34,8 +34,8 @@ from core.errors import DatasetError
 from core.features import backbone_features, cache_key, split_transfer
 from core.images import CROP_POLICIES, load_images
 from core.keras_metrics import balanced_accuracy, metric_class
-from core.metrics import compute_metrics, predictions_table
-from core.model_io import ModelInfo, compiled_call, predict_probabilities, save_model
+from core.metrics import balanced_accuracy_ci, compute_metrics, lesions_known, predictions_table
+from core.model_io import ModelInfo, apply_recipe, save_model
 from core.models import MODELS, build_model
 from core.splits import (
     LEAKY_WARNING,
@@ -46,6 +46,7 @@ from core.splits import (
     split_lesion,
     split_seed_leaky,
 )
+from core.trust import Part, TrustFit, fit_trust, score_inputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -224,6 +225,32 @@ def _check_classes(classes: list[str], labels: np.ndarray, split: _Split) -> Non
                            f"has only {', '.join(classes[i] for i in present) or 'none'}")
 
 
+def _evaluate_test(fit_model: Any, test: Part, rows: pd.DataFrame, classes: list[str],
+                   trust: TrustFit) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Test-part metrics and predictions with the fitted temperature and gate applied."""
+    raw, features = score_inputs(fit_model, test.inputs)
+    proba = apply_recipe(raw, trust.temperature.used)
+    y_test = test.labels
+    scores = trust.domain.score(features, test.images) if len(features) else np.zeros(0)
+    accepted = trust.domain.in_domain(scores)
+    metrics = compute_metrics(y_test, proba, classes)
+    by_lesion = lesions_known(rows["image_id"].to_numpy(), rows["lesion_id"].to_numpy())
+    metrics.update(
+        balanced_accuracy_ci95=list(balanced_accuracy_ci(
+            y_test, proba.argmax(axis=1),
+            groups=rows["lesion_id"].to_numpy() if by_lesion else None)),
+        ci_unit="lesion" if by_lesion else "image",
+        out_of_domain=int((~accepted).sum()),
+        domain={**trust.domain.params(), "val_rejected": trust.val_rejected},
+        calibration={"temperature_fitted": trust.temperature.fitted,
+                     "temperature": trust.temperature.used,
+                     "val_ece_before": trust.temperature.ece_before,
+                     "val_ece_after": trust.temperature.ece_after})
+    table = predictions_table(list(rows["image_id"]), list(rows["path"]), y_test, proba,
+                              classes, scores, accepted)
+    return metrics, table
+
+
 def resume(run_dir: str | Path, **hooks: Any) -> TrainResult:
     """Continue a run that was stopped or killed from its last completed epoch.
 
@@ -341,12 +368,14 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
     if feature_mode and resume_run:  # a resumed head is a separate model: copy it into place
         split_transfer(model)[1].set_weights(fit_model.get_weights())
 
+    train_unique = np.unique(split.train)
+    trust = fit_trust(fit_model, Part(inputs[train_unique], images[train_unique],
+                                      labels[train_unique]),
+                      Part(inputs[split.val], images[split.val], labels[split.val]),
+                      status=status)
     status(f"evaluating on {len(split.test)} test images")
-    proba = predict_probabilities(fit_model, inputs[split.test], call=compiled_call(fit_model))
-    metrics = compute_metrics(labels[split.test], proba, classes)
-    test_rows = records.iloc[split.test]
-    table = predictions_table(list(test_rows["image_id"]), list(test_rows["path"]),
-                              labels[split.test], proba, classes)
+    test = Part(inputs[split.test], images[split.test], labels[split.test])
+    metrics, table = _evaluate_test(fit_model, test, records.iloc[split.test], classes, trust)
     leaky = config.split != "lesion"
     metrics.update(split=config.split, evaluated_on="val" if leaky else "test",
                    leaky=leaky, best_epoch=state.best_epoch,
@@ -360,8 +389,10 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
                                  "split": config.split, "seed": config.seed,
                                  "images": int(len(records)), "balance": config.balance},
                      metrics={k: metrics[k] for k in ("accuracy", "balanced_accuracy",
-                                                      "macro_auc", "melanoma_recall")})
-    save_model(model, run_dir / "model.keras", info)
+                                                      "macro_auc", "melanoma_recall", "ece")},
+                     temperature=trust.temperature.used)
+    save_model(model, run_dir / "model.keras", info, trust.domain,
+               records["image_id"].iloc[train_unique])
     with paths.atomic_path(run_dir / "predictions.csv") as tmp:
         table.to_csv(tmp, index=False)
     paths.write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))

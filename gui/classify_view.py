@@ -39,6 +39,17 @@ from gui.tasks import TaskContext
 from gui.widgets import message_label
 
 CHUNK = 64
+OUT_OF_DOMAIN_TEXT = ("This does not look like a dermoscopic image of a skin lesion; "
+                      "no diagnosis is shown.")
+NO_GATE_TEXT = ("This model has no out-of-distribution gate (an older model file): it cannot "
+                "tell when an image is not a skin lesion, and diagnoses anything.")
+
+
+def domain_text(p: Prediction) -> str:
+    """The table's domain cell: 'yes'/'no' with the score, or '—' without a gate."""
+    if p.in_domain is None or p.domain_score is None:
+        return "—"
+    return f"{'yes' if p.in_domain else 'NO'} ({p.domain_score:.2f})"
 
 
 def expand_paths(paths: list[str]) -> list[str]:
@@ -54,7 +65,7 @@ def expand_paths(paths: list[str]) -> list[str]:
     return files
 
 
-def classify_task(model: LoadedModel, files: list[str], tta: bool,
+def classify_task(model: LoadedModel, files: list[str], tta: bool | None,
                   ctx: TaskContext) -> list[Prediction]:
     """Classify `files` in chunks (runs in a worker), reporting progress."""
     results: list[Prediction] = []
@@ -113,13 +124,29 @@ class ClassifyView(QWidget):
         self.low_confidence.setWordWrap(True)
         self.low_confidence.setStyleSheet("color: #a15c00; font-weight: bold;")
         self.low_confidence.hide()
+        self.refusal = QLabel(OUT_OF_DOMAIN_TEXT)
+        self.refusal.setWordWrap(True)
+        self.refusal.setStyleSheet("color: #8a1c1c; background: #fde8e8; padding: 8px; "
+                                   "font-weight: bold;")
+        self.refusal.hide()
+        self.show_anyway = QPushButton("Show the probabilities anyway")
+        self.show_anyway.setCheckable(True)
+        self.show_anyway.setToolTip("The model still computes them, but they mean little for "
+                                    "an image unlike anything it was trained on")
+        self.show_anyway.toggled.connect(self._show_selected)
+        self.show_anyway.hide()
+        self.no_gate = QLabel(NO_GATE_TEXT)
+        self.no_gate.setWordWrap(True)
+        self.no_gate.setStyleSheet("color: #a15c00;")
+        self.no_gate.hide()
         self.disclaimer = QLabel(f"⚕ {DISCLAIMER}")
         self.disclaimer.setWordWrap(True)
         self.disclaimer.setStyleSheet("color: #444; background: #fff4d6; padding: 6px;")
         self.chart = PlotCanvas(self, width=5, height=3)
 
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["File", "Prediction", "Confidence", "Note"])
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["File", "Prediction", "Confidence",
+                                              "Skin lesion? (score)", "Note"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -127,7 +154,10 @@ class ClassifyView(QWidget):
 
         detail = QVBoxLayout()
         detail.addWidget(self.result_label)
+        detail.addWidget(self.refusal)
+        detail.addWidget(self.show_anyway)
         detail.addWidget(self.low_confidence)
+        detail.addWidget(self.no_gate)
         detail.addWidget(self.chart, 1)
         detail.addWidget(self.disclaimer)
         detail_widget = QWidget()
@@ -213,9 +243,13 @@ class ClassifyView(QWidget):
         self.hint.hide()
         self.predictions = predictions
         self.table.setRowCount(len(predictions))
+        self.no_gate.setVisible(any(not p.error and p.in_domain is None for p in predictions))
         for row, p in enumerate(predictions):
-            cells = (Path(p.path).name, p.label and f"{p.label} — {p.full_name}",
-                     "" if p.error else f"{p.confidence:.1%}", p.error)
+            refused = p.in_domain is False
+            label = "not a skin lesion?" if refused else p.label and f"{p.label} — {p.full_name}"
+            cells = (Path(p.path).name, label,
+                     "" if p.error or refused else f"{p.confidence:.1%}",
+                     "" if p.error else domain_text(p), p.error)
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
@@ -235,17 +269,36 @@ class ClassifyView(QWidget):
             self.result_label.setText(f"{Path(p.path).name}: {p.error}")
             return
         self.image_panel.show_file(p.path)
+        refused = p.in_domain is False
+        self.refusal.setVisible(refused)
+        self.show_anyway.setVisible(refused)
+        if refused:
+            self.result_label.setText(f"Not classified (domain score {p.domain_score:.2f} "
+                                      "> 1.00)")
+            self.low_confidence.hide()
+            self._plot(p, greyed=True, visible=self.show_anyway.isChecked())
+            return
         self.result_label.setText(f"{p.full_name} ({p.label}) — {p.confidence:.1%}")
         low = p.confidence < self.threshold_spin.value()
         self.low_confidence.setText(
             f"Low confidence: the top probability is below {self.threshold_spin.value():.0%}. "
             "The model is unsure; do not rely on this result." if low else "")
         self.low_confidence.setVisible(low)
+        self._plot(p)
+
+    def _plot(self, p: Prediction, greyed: bool = False, visible: bool = True) -> None:
+        """Draw the probability bars (grey for a refused image), or nothing."""
         ax = self.chart.axes[0]
         ax.clear()
+        if not visible or p.probabilities is None:
+            ax.set_axis_off()
+            self.chart.draw_idle()
+            return
+        ax.set_axis_on()
         names = list(p.probabilities)
         values = [p.probabilities[n] for n in names]
-        colours = ["#c62828" if n == p.label else "#6d8fb3" for n in names]
+        colours = ["#b0b0b0" if greyed else "#c62828" if n == p.label else "#6d8fb3"
+                   for n in names]
         ax.barh([f"{n} — {full_name(n)}" for n in names], values, color=colours)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
@@ -270,14 +323,20 @@ class ClassifyView(QWidget):
 
 
 def predictions_csv(predictions: list[Prediction]) -> str:
-    """CSV text: file, prediction, full name, confidence, error, one column per class."""
+    """CSV text: file, prediction, full name, confidence, in_domain, domain_score, error,
+    then one column per class (the model's label and probabilities, also for refused images).
+    """
     classes = next((list(p.probabilities) for p in predictions if p.probabilities), [])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "prediction", "full_name", "confidence", "error", *classes])
+    writer.writerow(["file", "prediction", "full_name", "confidence", "in_domain",
+                     "domain_score", "error", *classes])
     for p in predictions:
         probs = [f"{p.probabilities[c]:.6f}" for c in classes] if p.probabilities else \
             [""] * len(classes)
+        in_domain = "" if p.in_domain is None else str(p.in_domain).lower()
+        score = "" if p.domain_score is None else f"{p.domain_score:.4f}"
         writer.writerow([p.path, p.label, p.full_name,
-                         "" if p.error else f"{p.confidence:.6f}", p.error, *probs])
+                         "" if p.error else f"{p.confidence:.6f}", in_domain, score, p.error,
+                         *probs])
     return buffer.getvalue()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from core.classes import full_name
 from core.errors import SkinLesionError
+from core.report import ReportData
 from core.runs import read_run
 from gui.about import DISCLAIMER
 from gui.confusion_matrix import ConfusionMatrixWidget, PlotPanel
@@ -53,7 +54,9 @@ def metrics_html(metrics: dict[str, Any]) -> str:
     balanced = fmt(metrics.get("balanced_accuracy"))
     ci = metrics.get("balanced_accuracy_ci95")
     if ci:
-        balanced += f" <span style='font-size: 10pt'>(95% CI {ci[0]:.3f}–{ci[1]:.3f})</span>"
+        unit = f", by {metrics['ci_unit']}" if metrics.get("ci_unit") else ""
+        balanced += (f" <span style='font-size: 10pt'>(95% CI {ci[0]:.3f}–{ci[1]:.3f}{unit})"
+                     "</span>")
     cells = [("Balanced accuracy (ISIC 2018)", balanced),
              ("Accuracy", fmt(metrics.get("accuracy"))),
              ("Macro AUC", fmt(metrics.get("macro_auc"))),
@@ -72,12 +75,26 @@ def metrics_html(metrics: dict[str, Any]) -> str:
         notes.append("training was stopped early")
     if metrics.get("tta"):
         notes.append("with flip test-time augmentation")
+    if metrics.get("ece") is not None:
+        notes.append(f"calibration error (ECE) {fmt(metrics['ece'])}")
+    if metrics.get("out_of_domain") is not None:
+        notes.append(f"{metrics['out_of_domain']} refused as unlike the training images "
+                     "(still counted)")
     if metrics.get("cohen_kappa") is not None:
         notes.append(f"Cohen's kappa {fmt(metrics['cohen_kappa'])}")
     if metrics.get("matthews_corrcoef") is not None:
         notes.append(f"MCC {fmt(metrics['matthews_corrcoef'])}")
     return (f"<table><tr>{head}</tr><tr>{body}</tr></table>"
             f"<p style='color: #555'>{' · '.join(notes)}</p>")
+
+
+def seen_text(metrics: dict[str, Any]) -> str:
+    """The warning for an evaluation on images the model was trained on ('' when none)."""
+    seen = metrics.get("seen_in_training")
+    if not seen:
+        return ""
+    return (f"⚠ {seen} of these images were used to train this model; its scores here are "
+            "inflated.")
 
 
 def leaky_text() -> str:
@@ -100,11 +117,13 @@ class EvaluateView(QWidget):
     """Shows one result: headline metrics, confusion matrix with images, report, ROC curves."""
 
     evaluate_folder_requested = Signal(str)
+    export_report_requested = Signal(object, str)  # ReportData, target file
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.metrics: dict[str, Any] = {}
         self.predictions: pd.DataFrame | None = None
+        self.report_data: ReportData | None = None
 
         self.evaluate_button = QPushButton("Evaluate active model on a labelled folder…")
         self.evaluate_button.clicked.connect(self.choose_folder)
@@ -114,10 +133,16 @@ class EvaluateView(QWidget):
         self.progress.setVisible(False)
         self.error_label = message_label()
 
+        self.export_button = QPushButton("Export report…")
+        self.export_button.setToolTip("Save these results as one HTML file (images inline) "
+                                      "or as a PDF")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self.choose_report_file)
         top = QHBoxLayout()
         top.addWidget(self.evaluate_button)
         top.addWidget(self.model_label, 1)
         top.addWidget(self.progress)
+        top.addWidget(self.export_button)
         self.stack = with_empty_state(EMPTY_TEXT, self._build_content())
         self.empty_label = cast(QLabel, self.stack.widget(0))
         layout = QVBoxLayout(self)
@@ -134,6 +159,10 @@ class EvaluateView(QWidget):
         self.leaky_label.setWordWrap(True)
         self.leaky_label.setStyleSheet(WARNING_STYLE)
         self.leaky_label.setVisible(False)
+        self.seen_label = QLabel()
+        self.seen_label.setWordWrap(True)
+        self.seen_label.setStyleSheet(WARNING_STYLE)
+        self.seen_label.setVisible(False)
 
         self.matrix = ConfusionMatrixWidget()
         self.matrix.cell_clicked.connect(self.show_cell)
@@ -162,6 +191,9 @@ class EvaluateView(QWidget):
         self.tabs.addTab(matrix_split, "Confusion matrix")
         self.tabs.addTab(report_split, "Per-class report")
         self.tabs.addTab(self.roc, "ROC curves")
+        self.reliability = PlotPanel("Reliability diagram (is a 90% answer right 90% of the "
+                                     "time?)", "reliability_diagram.png", width=6, height=4.5)
+        self.tabs.addTab(self.reliability, "Reliability")
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -169,6 +201,7 @@ class EvaluateView(QWidget):
         layout.addWidget(self.title_label)
         layout.addWidget(self.metrics_label)
         layout.addWidget(self.leaky_label)
+        layout.addWidget(self.seen_label)
         layout.addWidget(self.tabs, 1)
         disclaimer = QLabel(f"⚕ {DISCLAIMER}")
         disclaimer.setStyleSheet("color: #444; background: #fff4d6; padding: 4px;")
@@ -207,11 +240,26 @@ class EvaluateView(QWidget):
                  f"{Path(str(config.get('data_dir', '?'))).name}, split {config.get('split', '?')}"
                  f", {config.get('image_size') or 'default'} px")
         self.show_results(title, run.metrics, run.predictions)
+        from core.report import run_report_data
+
+        try:
+            self.report_data = run_report_data(run.summary.path)
+        except (SkinLesionError, OSError, ValueError) as exc:
+            self.report_data = None
+            self.show_error(f"This run's report cannot be made: {exc}")
+        self.export_button.setEnabled(self.report_data is not None)
 
     @Slot(object)
     def show_evaluation(self, result: dict) -> None:
         """Show the outcome of an evaluation task: {'title', 'metrics', 'predictions'}."""
-        self.show_results(str(result["title"]), result["metrics"], result.get("predictions"))
+        metrics = result["metrics"]
+        self.show_results(str(result["title"]), metrics, result.get("predictions"))
+        config = {"model": metrics.get("model"), "data": metrics.get("data"),
+                  "layout": metrics.get("layout"), "tta": metrics.get("tta")}
+        self.report_data = ReportData(f"Evaluation: {result['title']}", metrics, config,
+                                      None, result.get("predictions"),
+                                      str(result.get("card", "")))
+        self.export_button.setEnabled(True)
 
     def show_results(self, title: str, metrics: dict, predictions: pd.DataFrame | None) -> None:
         """Fill every part of the view from a metrics dict and (optionally) predictions."""
@@ -223,6 +271,8 @@ class EvaluateView(QWidget):
         leaky = bool(metrics.get("leaky"))
         self.leaky_label.setText(leaky_text() if leaky else "")
         self.leaky_label.setVisible(leaky)
+        self.seen_label.setText(seen_text(metrics))
+        self.seen_label.setVisible(bool(seen_text(metrics)))
         classes = list(metrics.get("classes", []))
         self.matrix.set_matrix(metrics.get("confusion_matrix", []), classes)
         if predictions is None:
@@ -233,6 +283,31 @@ class EvaluateView(QWidget):
         self._plot_misclassified(metrics)
         self._plot_roc(classes, predictions)
         self.stack.setCurrentIndex(1)
+
+    @Slot()
+    def choose_report_file(self) -> None:
+        """Ask where to save the report and request it (HTML, or PDF by the suffix)."""
+        if self.report_data is None:
+            return
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export report", str(Path(last_folder("report")) / "report.html"),
+            "HTML report (*.html);;PDF report (*.pdf)")
+        if not path:
+            return
+        if chosen.startswith("PDF") and not path.lower().endswith(".pdf"):
+            path += ".pdf"
+        remember_folder("report", str(Path(path).parent))
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Writing the report…")
+        self.progress.setVisible(True)
+        self.export_report_requested.emit(self.report_data, path)
+
+    @Slot(object)
+    def report_written(self, path: object) -> None:
+        """Say where the report went."""
+        self.progress.setVisible(False)
+        self.error_label.setText(f"Report saved: {path}")
+        self.error_label.setVisible(True)
 
     @Slot(int, int)
     def show_cell(self, row: int, col: int) -> None:
@@ -295,6 +370,7 @@ class EvaluateView(QWidget):
     def _plot_roc(self, classes: list[str], predictions: pd.DataFrame | None) -> None:
         if predictions is None or predictions.empty:
             self.roc.message("ROC curves need per-image predictions, which these results lack")
+            self.reliability.message("A reliability diagram needs per-image predictions")
             return
         from core.metrics import roc_curves, table_arrays
 
@@ -302,22 +378,21 @@ class EvaluateView(QWidget):
             y_true, proba = table_arrays(predictions, classes)
         except (KeyError, ValueError) as exc:
             self.roc.message(f"The predictions table cannot be read: {exc}")
+            self.reliability.message(f"The predictions table cannot be read: {exc}")
             return
         curves = roc_curves(y_true, proba, classes)
         if not curves:
             self.roc.message("No class has both positive and negative examples")
-            return
-        per_class = self.metrics.get("per_class", {})
-        ax = self.roc.ax
-        ax.clear()
-        ax.set_axis_on()
-        for name, (fpr, tpr) in curves.items():
-            auc = per_class.get(name, {}).get("auc")
-            ax.plot(fpr, tpr, label=f"{name} (AUC {fmt(auc, 2)})")
-        ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1)
-        ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.legend(loc="lower right", fontsize=8)
-        self.roc.canvas.draw_idle()
+        else:
+            from core.plots import draw_roc
+
+            draw_roc(self.roc.ax, curves, self.metrics.get("per_class", {}))
+            self.roc.canvas.draw_idle()
+        self._plot_reliability(y_true, proba)
+
+    def _plot_reliability(self, y_true: Any, proba: Any) -> None:
+        from core.calibration import reliability
+        from core.plots import draw_reliability
+
+        draw_reliability(self.reliability.ax, reliability(y_true, proba))
+        self.reliability.canvas.draw_idle()

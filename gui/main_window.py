@@ -47,7 +47,14 @@ def _evaluate_folder(library: ModelLibrary, folder: str, ctx: TaskContext) -> di
     metrics, table = evaluate_with_predictions(model, folder, on_progress=ctx.progress,
                                                should_stop=ctx.should_stop)
     return {"title": f"{model.path.name} on {Path(folder).name}", "metrics": metrics,
-            "predictions": table}
+            "predictions": table, "card": model.info.card}
+
+
+def _export_report(data: Any, target: str, ctx: TaskContext) -> str:
+    from core.report import export_report
+
+    ctx.status(f"Writing the report to {target}…")
+    return str(export_report(data, Path(target)))
 
 
 def _gradcam_task(model: Any, path: str, ctx: TaskContext) -> dict[str, Any]:
@@ -88,6 +95,7 @@ class MainWindow(QMainWindow):
         self.train_view.run_finished.connect(self.on_run_finished)
         self.train_view.message.connect(self.show_message)
         self.evaluate_view.evaluate_folder_requested.connect(self.evaluate_folder)
+        self.evaluate_view.export_report_requested.connect(self.export_report)
         self.classify_view.classify_requested.connect(self.classify_files)
         self.classify_view.image_panel.gradcam_requested.connect(self.explain_image)
         self.models_view.active_changed.connect(self.on_active_model)
@@ -188,6 +196,14 @@ class MainWindow(QMainWindow):
         task.worker.failed.connect(self.evaluate_view.show_error)
         self.tasks.run(task)
 
+    @Slot(object, str)
+    def export_report(self, data: Any, target: str) -> None:
+        task = self.tasks.start("report", partial(_export_report, data, target))
+        task.worker.status.connect(self.show_message)
+        task.worker.succeeded.connect(self.evaluate_view.report_written)
+        task.worker.failed.connect(self.evaluate_view.show_error)
+        self.tasks.run(task)
+
     @Slot(list)
     def classify_files(self, files: list[str]) -> None:
         model = self.models.active()
@@ -197,8 +213,9 @@ class MainWindow(QMainWindow):
                 if self.backend_ready else "TensorFlow is still loading; try again in a moment")
             return
         self.classify_view.show_busy(len(files))
-        task = self.tasks.start("classify", partial(classify_task, model, files,
-                                                    self.classify_view.tta_check.isChecked()))
+        # unchecked: the model's own recipe decides (a model may always use flips)
+        tta = True if self.classify_view.tta_check.isChecked() else None
+        task = self.tasks.start("classify", partial(classify_task, model, files, tta))
         task.worker.progress.connect(self.classify_view.set_progress)
         task.worker.succeeded.connect(self.classify_view.show_predictions)
         task.worker.failed.connect(self.classify_view.show_error)

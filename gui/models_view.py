@@ -52,10 +52,15 @@ def describe(entry: ModelEntry) -> str:
                       f"{'n/a' if v is None else f'{v:.3f}'}</td></tr>"
                       for k, v in info.metrics.items())
     trained = "<br>".join(f"{k}: {v}" for k, v in info.trained_on.items()) or "unknown"
+    gate = ("<b>Out-of-distribution gate:</b> yes: images unlike its training images are "
+            "refused" if info.domain else "<b>Out-of-distribution gate:</b> <span "
+            "style='color:#a15c00'>none (an older file): it diagnoses anything</span>")
+    recipe = (f"<b>Recipe:</b> {'flip TTA, ' if info.tta else ''}temperature "
+              f"{info.temperature:.2f}{', class bias' if info.class_bias else ''}")
     return (f"<h3>{entry.title}</h3><p><code>{entry.path}</code></p>"
             f"<p><b>Architecture:</b> {info.architecture or 'unknown'}<br>"
             f"<b>Input:</b> {info.image_size}×{info.image_size} px RGB, crop policy "
-            f"'{info.crop}'</p><p><b>Classes:</b></p><ul>{classes}</ul>"
+            f"'{info.crop}'<br>{recipe}<br>{gate}</p><p><b>Classes:</b></p><ul>{classes}</ul>"
             f"<p><b>Training data:</b><br>{trained}</p>"
             f"<p><b>Test metrics:</b></p><table>{metrics or '<tr><td>none</td></tr>'}</table>")
 

@@ -204,3 +204,47 @@ def test_evaluate_button_asks_for_a_folder(qtbot: QtBot, tmp_path: Path,
     assert view.progress.isVisible()
     view.set_progress(3, 10)
     assert (view.progress.value(), view.progress.maximum()) == (3, 10)
+
+
+def test_training_images_are_flagged_and_the_reliability_tab_draws(qtbot: QtBot,
+                                                                    ham_dir: Path) -> None:
+    view = make_view(qtbot)
+    result = fake_evaluation(ham_dir)
+    result["metrics"].update(seen_in_training=12, out_of_domain=3)
+    view.show_evaluation(result)
+    assert view.seen_label.isVisible()
+    assert view.seen_label.text() == ("⚠ 12 of these images were used to train this model; "
+                                      "its scores here are inflated.")
+    assert "3 refused as unlike the training images" in view.metrics_label.text()
+    view.tabs.setCurrentWidget(view.reliability)
+    ax = view.reliability.ax
+    filled = int(np.count_nonzero(np.histogram(result["predictions"]["confidence"],
+                                               bins=15, range=(0, 1))[0]))
+    assert len(ax.patches) == 2 * filled  # an accuracy bar and a gap bar per filled bin
+    assert ax.get_title().startswith(f"ECE {result['metrics']['ece']:.3f}")
+    result["metrics"]["seen_in_training"] = 0
+    view.show_evaluation(result)
+    assert not view.seen_label.isVisible()
+
+
+def test_export_report_writes_the_chosen_file(qtbot: QtBot, run_dir: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    from core.report import export_report
+
+    view = make_view(qtbot)
+    assert not view.export_button.isEnabled()
+    view.show_run(run_dir)
+    assert view.export_button.isEnabled()
+    target = tmp_path / "out" / "run report"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(target), "PDF report (*.pdf)"))
+    with qtbot.waitSignal(view.export_report_requested) as request:
+        view.export_button.click()
+    data, path = request.args
+    assert path == str(target) + ".pdf"
+    export_report(data, Path(path))  # what the main window's task does
+    view.report_written(path)
+    assert Path(path).read_bytes().startswith(b"%PDF")
+    assert view.error_label.text() == f"Report saved: {path}"

