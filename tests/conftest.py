@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,18 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory,
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("SKIN_LESION_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def collect_in_main_thread() -> Iterator[None]:
+    """Collect garbage in the main thread only, as the app does (`gui.gui_gc`).
+
+    Otherwise a worker thread of a later test may run the collector and destroy an earlier
+    test's Qt objects from the wrong thread, which crashes Qt.
+    """
+    gc.disable()
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
