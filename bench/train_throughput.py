@@ -7,7 +7,7 @@ A fixed random subset of `--images` images (seed 0) is decoded at `--size` px th
 `core.images.load_images` (into a temporary SKIN_LESION_HOME). Training, same fresh model
 (same seed) each time:
 (a) baseline, the study's way: `model.fit(x.astype(float32), y_onehot, batch_size, epochs,
-verbose=0)` on in-memory NumPy arrays; (b) ours: `core.training._make_dataset` (tf.data,
+verbose=0)` on in-memory NumPy arrays; (b) ours: `core.pipeline.make_dataset` (tf.data,
 uint8 kept until the batch is cast, prefetch) + `fit`. A Keras callback times each epoch;
 epochs 2..E count (the first holds the compile/trace time), images/s = images / median epoch
 seconds. Evaluation: `core.model_io.predict_probabilities` through `compiled_call` (as
@@ -89,7 +89,7 @@ def bench(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     from core.images import load_images
     from core.model_io import compiled_call, predict_probabilities
     from core.models import build_model
-    from core.training import _make_dataset
+    from core.pipeline import make_dataset
 
     k = keras()
     dataset = load_dataset(data)
@@ -118,7 +118,7 @@ def bench(args: argparse.Namespace, data: Any) -> dict[str, Any]:
 
     def train_ours() -> list[float]:
         model, timer = fresh_model(), epoch_timer(k)
-        ds = _make_dataset(images, labels, len(classes), args.batch_size, shuffle_seed=42)
+        ds = make_dataset(images, labels, len(classes), args.batch_size, shuffle_seed=42)
         model.fit(ds, epochs=args.epochs, verbose=0, callbacks=[timer], shuffle=False)
         return timer.seconds
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from core.config import add_train_arguments
 from core.errors import CancelledError, SkinLesionError
-from core.models import MODELS
 
 
 class Progress:
@@ -117,19 +117,12 @@ def cmd_data_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.training import BatchProgress, EpochResult, TrainConfig, resume, train
+    from core.config import from_arguments
+    from core.training import BatchProgress, EpochResult, resume, train
 
-    if args.resume is None and args.data is None:
+    if args.resume is None and args.data_dir is None:
         raise SkinLesionError("train needs --data DIR (or --resume RUN_DIR)")
-    config = TrainConfig(data_dir=str(args.data or ""), model=args.model,
-                         image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
-                         learning_rate=args.learning_rate, balance=args.balance,
-                         split=args.split, seed=args.seed, crop=args.crop,
-                         weights=args.weights or "imagenet", fine_tune=args.fine_tune,
-                         augment=args.augment, label_smoothing=args.label_smoothing,
-                         lr_schedule=args.lr_schedule, early_stopping=args.early_stopping,
-                         monitor=args.monitor,
-                         init_from=str(args.init_from) if args.init_from else None)
+    config = from_arguments(args)
     stop = threading.Event()
 
     def on_interrupt(_sig: int, _frame: FrameType | None) -> None:
@@ -257,36 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="save square centre crops, as dermatoscope exports often are")
     export.set_defaults(func=cmd_data_export)
 
-    tr = sub.add_parser("train", parents=[common], help="train a model and save a run folder")
-    tr.add_argument("--data", type=Path, help="dataset folder (not with --resume)")
-    tr.add_argument("--model", choices=sorted(MODELS), default="cnn")
-    tr.add_argument("--image-size", type=int, default=None,
-                    help="pixels (default: 32, or 150 for vgg16)")
-    tr.add_argument("--epochs", type=int, default=50)
-    tr.add_argument("--batch-size", type=int, default=32)
-    tr.add_argument("--learning-rate", type=float, default=1e-3)
-    tr.add_argument("--balance", default="resample:500",
-                    help="resample:N (training part only), class-weights or none")
-    tr.add_argument("--split", choices=["lesion", "seed-leaky"], default="lesion",
-                    help="lesion: honest, grouped by lesion; seed-leaky: the study's (inflated)")
-    tr.add_argument("--seed", type=int, default=42)
-    tr.add_argument("--crop", choices=["squash", "center"], default="squash")
-    tr.add_argument("--weights", default=None,
-                    help="transfer models: local ImageNet weights file (no top), or 'none' "
-                    "for random initialisation (default: download)")
-    tr.add_argument("--fine-tune", type=int, default=0, metavar="N",
-                    help="transfer models: train the backbone's last N layers (default 0)")
-    tr.add_argument("--augment", action="store_true",
-                    help="random flips, rotations, zoom, brightness and contrast")
-    tr.add_argument("--label-smoothing", type=float, default=0.0)
-    tr.add_argument("--init-from", type=Path, default=None, metavar="MODEL.keras",
-                    help="start from a saved model's weights (same model and size), e.g. "
-                    "fine-tune a frozen-backbone run")
-    tr.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant")
-    tr.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
-                    help="stop after PATIENCE epochs without a better --monitor value")
-    tr.add_argument("--monitor", choices=["val_loss", "val_balanced_accuracy"],
-                    default="val_loss", help="which epoch's weights the model keeps (best)")
+    tr = sub.add_parser("train", parents=[common], help="train a model and save a run folder",
+                        description="Train a model and save a run folder. Every option is a "
+                        "field of core.config.TrainConfig, as in the app's Train view.")
+    add_train_arguments(tr)
     tr.add_argument("--out", type=Path, default=None, help="run folder (default: per-user)")
     tr.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                     help="continue a stopped or killed run from its last completed epoch")

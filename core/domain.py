@@ -55,7 +55,9 @@ class Mahalanobis:
 
     def calibrate(self, held_out: np.ndarray, quantile: float, margin: float) -> None:
         """Threshold = `margin` x the `quantile` of the held-out distances."""
-        self.threshold = float(np.quantile(self.distance(held_out), quantile) * margin)
+        distances = self.distance(held_out)
+        # a degenerate fit (identical held-out features) must not divide by zero later
+        self.threshold = max(float(np.quantile(distances, quantile) * margin), 1e-9)
 
 
 def fit_mahalanobis(x: np.ndarray, labels: np.ndarray) -> Mahalanobis:

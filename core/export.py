@@ -10,7 +10,6 @@ and other test sets often have; comparing both exports measures a model's crop p
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from core.classes import HAM10000_CLASSES
 from core.dataset import load_dataset
 from core.errors import DatasetError
 from core.images import center_square, open_image
+from core.runs import RunFolder
 
 PARTS = ("train", "val", "test")
 
@@ -30,20 +30,15 @@ def export_part(run_dir: str | Path, part: str, out_dir: str | Path, *,
 
     `data_dir` defaults to the dataset the run was trained on. Returns the ground-truth CSV.
     """
-    import pandas as pd
 
     if part not in PARTS:
         raise DatasetError(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    split_csv = run_dir / "split.csv"
-    if not split_csv.is_file():
-        raise DatasetError(f"{run_dir} has no split.csv: it is not a training run folder")
-    split = pd.read_csv(split_csv, dtype=str, keep_default_na=False)
+    run, out_dir = RunFolder(run_dir), Path(out_dir)
+    split = run.read_split()
     if data_dir is None:
-        config = run_dir / "config.json"
-        if not config.is_file():
+        if not run.file(run.CONFIG).is_file():
             raise DatasetError(f"{run_dir} has no config.json: pass the dataset folder")
-        data_dir = str(json.loads(config.read_text())["data_dir"])
+        data_dir = str(run.read_config_json()["data_dir"])
     dataset = load_dataset(data_dir)
     wanted = split[split["subset"] == part]
     if wanted.empty:

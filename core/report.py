@@ -45,10 +45,10 @@ class ReportData:
 def run_report_data(run_dir: Path) -> ReportData:
     """Read a run folder into `ReportData` (the model card from its model file, if any)."""
     from core.model_io import read_info
-    from core.runs import read_run
+    from core.runs import RunFolder, read_run
 
     run = read_run(Path(run_dir))
-    info = read_info(run.summary.path / "model.keras")
+    info = read_info(RunFolder(run_dir).model_path)
     card = info.card if info and info.card else ""
     return ReportData(f"Training run {run.summary.name}", run.metrics, run.config,
                       run.history if not run.history.empty else None, run.predictions, card)
@@ -243,10 +243,13 @@ def export_report(data: ReportData, target: Path) -> Path:
 def write_report(run_dir: Path, html: Path | None = None, pdf: Path | None = None) -> list[Path]:
     """Write the report of `run_dir` as HTML (default RUN_DIR/report.html) and, with `pdf`,
     as a PDF."""
-    if not (Path(run_dir) / "metrics.json").is_file():
+    from core.runs import RunFolder
+
+    if not RunFolder(run_dir).file(RunFolder.METRICS).is_file():
         raise SkinLesionError(f"{run_dir} is not a finished training run (no metrics.json)")
     data = run_report_data(Path(run_dir))
-    written = [export_report(data, Path(html) if html else Path(run_dir) / "report.html")]
+    written = [export_report(data, Path(html) if html else
+                             RunFolder(run_dir).file(RunFolder.REPORT))]
     if pdf:
         written.append(export_report(data, Path(pdf).with_suffix(".pdf")))
     return written

@@ -1,19 +1,193 @@
-"""The run library: list, read and delete the run folders that `train` writes."""
+"""Run folders: `RunFolder` owns a run's files; the run library lists, reads and deletes them.
+
+A run folder holds `config.json` (the resolved `TrainConfig`), `split.csv`, `history.csv`,
+`metrics.json`, `predictions.csv` and `model.keras`; while a run is unfinished or stopped also
+`checkpoint.keras`, `best.weights.h5` and `state.json`, from which it can be resumed. Every
+file is written atomically. Nothing else knows these names.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import paths
-from core.errors import SkinLesionError
+from core.errors import DatasetError, SkinLesionError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from core.config import TrainConfig
+
+
+@dataclass
+class RunState:
+    """Progress of a run, as saved after each completed epoch."""
+
+    epochs_completed: int = 0
+    best_epoch: int | None = None
+    best_loss: float = math.inf  # the best monitored score so far (lower is better)
+
+
+class RunFolder:
+    """One training run's folder and every file in it."""
+
+    CONFIG, SPLIT, HISTORY = "config.json", "split.csv", "history.csv"
+    METRICS, PREDICTIONS, MODEL = "metrics.json", "predictions.csv", "model.keras"
+    CHECKPOINT, BEST_WEIGHTS, STATE = "checkpoint.keras", "best.weights.h5", "state.json"
+    REPORT = "report.html"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        """The path of one of the run's files (a name above)."""
+        return self.path / name
+
+    @property
+    def model_path(self) -> Path:
+        """The finished run's model file."""
+        return self.file(self.MODEL)
+
+    @property
+    def name(self) -> str:
+        """The folder's name."""
+        return self.path.name
+
+    # ----- config and split --------------------------------------------------------------
+    def read_config_json(self) -> dict[str, Any]:
+        """`config.json` as a dict; raises `DatasetError` when it is missing or unreadable."""
+        try:
+            return _read_json(self.file(self.CONFIG))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{self.name}: config.json is unreadable "
+                               f"({type(exc).__name__})") from exc
+
+    def read_config(self) -> TrainConfig:
+        """The run's `TrainConfig`."""
+        from core.config import from_json
+
+        try:
+            return from_json(self.read_config_json())
+        except TypeError as exc:
+            raise DatasetError(f"{self.name}: config.json does not describe a run") from exc
+
+    def write_config(self, config: TrainConfig) -> None:
+        """Store the (resolved) config."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        paths.write_text_atomic(self.file(self.CONFIG),
+                                json.dumps(asdict(config), indent=2, default=str))
+
+    def read_split(self) -> pd.DataFrame:
+        """`split.csv`: image_id, lesion_id, dx, subset."""
+        import pandas as pd
+
+        if not self.file(self.SPLIT).is_file():
+            raise DatasetError(f"{self.path} has no split.csv: it is not a training run folder")
+        return pd.read_csv(self.file(self.SPLIT), dtype=str, keep_default_na=False)
+
+    def write_split(self, table: pd.DataFrame) -> None:
+        """Store the split."""
+        with paths.atomic_path(self.file(self.SPLIT)) as tmp:
+            table.to_csv(tmp, index=False)
+
+    # ----- progress ----------------------------------------------------------------------
+    def read_state(self) -> RunState:
+        """The saved progress (a fresh state when there is none)."""
+        path = self.file(self.STATE)
+        if not path.is_file():
+            return RunState()
+        data = json.loads(path.read_text())
+        best_loss = data.get("best_loss")
+        return RunState(int(data["epochs_completed"]), data.get("best_epoch"),
+                        math.inf if best_loss is None else float(best_loss))
+
+    def write_state(self, state: RunState) -> None:
+        """Store the progress after an epoch."""
+        paths.write_text_atomic(self.file(self.STATE), json.dumps({
+            "epochs_completed": state.epochs_completed, "best_epoch": state.best_epoch,
+            "best_loss": None if math.isinf(state.best_loss) else state.best_loss}))
+
+    def read_history(self, epochs_completed: int | None = None) -> list[dict[str, float]]:
+        """History rows (only the first `epochs_completed`: a row written after the last
+        saved state is dropped)."""
+        path = self.file(self.HISTORY)
+        if not path.is_file() or epochs_completed == 0:
+            return []
+        import pandas as pd
+
+        rows = pd.read_csv(path).to_dict("records")
+        if epochs_completed is not None:
+            rows = rows[:epochs_completed]
+        return [{str(k): float(v) for k, v in row.items()} for row in rows]
+
+    def write_history(self, rows: list[dict[str, float]]) -> None:
+        """Store the per-epoch history."""
+        import pandas as pd
+
+        with paths.atomic_path(self.file(self.HISTORY)) as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+
+    # ----- results -----------------------------------------------------------------------
+    def read_metrics(self) -> dict[str, Any] | None:
+        """`metrics.json`, or None while the run has not ended."""
+        path = self.file(self.METRICS)
+        return _read_json(path) if path.is_file() else None
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        """Store the run's final metrics."""
+        paths.write_text_atomic(self.file(self.METRICS), json.dumps(metrics, indent=2))
+
+    def read_predictions(self) -> pd.DataFrame | None:
+        """The test part's per-image predictions, if saved."""
+        import pandas as pd
+
+        path = self.file(self.PREDICTIONS)
+        return pd.read_csv(path, dtype={"image_id": str}) if path.is_file() else None
+
+    def write_predictions(self, table: pd.DataFrame) -> None:
+        """Store the test part's per-image predictions."""
+        with paths.atomic_path(self.file(self.PREDICTIONS)) as tmp:
+            table.to_csv(tmp, index=False)
+
+    # ----- resuming ----------------------------------------------------------------------
+    def has_checkpoint(self) -> bool:
+        """Whether a completed epoch was checkpointed."""
+        return self.file(self.CHECKPOINT).is_file()
+
+    def remove_checkpoint(self) -> None:
+        """Delete the resume files once the run's final model is saved."""
+        for name in (self.CHECKPOINT, self.BEST_WEIGHTS, self.STATE):
+            self.file(name).unlink(missing_ok=True)
+
+    def resume_problem(self) -> str:
+        """Why the run cannot be resumed ('' when it can)."""
+        try:
+            self.read_config()
+        except DatasetError:
+            return f"{self.name} is not a resumable run: config.json unreadable"
+        try:
+            metrics = self.read_metrics()
+        except (OSError, ValueError):
+            metrics = None
+        if metrics is not None and not metrics.get("stopped"):
+            return f"run {self.name} has already finished; nothing to resume"
+        if not self.has_checkpoint():
+            return (f"run {self.name} has no checkpoint (it ended before its first epoch "
+                    "completed); start a new run instead")
+        return ""
+
+    def resumable(self) -> bool:
+        """True for a stopped or killed run with a checkpoint to continue from."""
+        return not self.resume_problem()
 
 
 @dataclass
@@ -52,27 +226,28 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def summarize_run(folder: Path) -> RunSummary:
     """Read a run folder's summary; problems go into `damaged`, never raise."""
+    run = RunFolder(folder)
     summary = RunSummary(folder, folder.name,
                          created=datetime.fromtimestamp(folder.stat().st_mtime))
     try:
-        config = _read_json(folder / "config.json")
+        config = _read_json(run.file(run.CONFIG))
         summary.model, summary.split = str(config.get("model", "")), str(config.get("split", ""))
     except (OSError, ValueError) as exc:
         summary.damaged = f"config.json unreadable ({type(exc).__name__})"
         return summary
-    has_checkpoint = (folder / "checkpoint.keras").is_file()
     try:
-        metrics = _read_json(folder / "metrics.json")
-        summary.balanced_accuracy = metrics.get("balanced_accuracy")
-        summary.stopped = bool(metrics.get("stopped", False))
-        summary.resumable = summary.stopped and has_checkpoint
-    except FileNotFoundError:
-        summary.resumable = has_checkpoint
-        summary.damaged = "unfinished" + (" (can be resumed)" if has_checkpoint else
-                                          ", no completed epoch")
+        metrics = run.read_metrics()
     except (OSError, ValueError) as exc:
         summary.damaged = f"metrics.json unreadable ({type(exc).__name__})"
-    if not summary.damaged and not (folder / "model.keras").is_file():
+        return summary
+    summary.resumable = run.resumable()
+    if metrics is None:
+        summary.damaged = "unfinished" + (" (can be resumed)" if summary.resumable else
+                                          ", no completed epoch")
+        return summary
+    summary.balanced_accuracy = metrics.get("balanced_accuracy")
+    summary.stopped = bool(metrics.get("stopped", False))
+    if not run.model_path.is_file():
         summary.damaged = "model.keras missing"
     return summary
 
@@ -94,16 +269,14 @@ def read_run(folder: Path) -> RunDetails:
     summary = summarize_run(folder)
     if summary.damaged:
         raise SkinLesionError(f"run {folder.name} is damaged: {summary.damaged}")
-    history = pd.read_csv(folder / "history.csv") if (folder / "history.csv").is_file() \
-        else pd.DataFrame()
-    predictions = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str}) \
-        if (folder / "predictions.csv").is_file() else None
-    return RunDetails(summary, _read_json(folder / "config.json"),
-                      _read_json(folder / "metrics.json"), history, predictions)
+    run = RunFolder(folder)
+    history = pd.DataFrame(run.read_history())
+    return RunDetails(summary, run.read_config_json(), run.read_metrics() or {}, history,
+                      run.read_predictions())
 
 
 def delete_run(folder: Path) -> None:
     """Remove a run folder (only folders that look like runs)."""
-    if not (folder / "config.json").exists():
+    if not RunFolder(folder).file(RunFolder.CONFIG).exists():
         raise SkinLesionError(f"{folder} does not look like a run folder; not deleted")
     shutil.rmtree(folder)

@@ -1,15 +1,16 @@
-"""Train a model end to end: load, split, balance, fit, evaluate on the test part, save.
+"""Train a model end to end, in named phases: prepare the data, start or continue the run
+folder, build or restore the model, fit, make it trustworthy, evaluate and save.
 
 `train()` knows nothing about any GUI: callers pass plain hooks and a `should_stop` poll.
+Resuming a run is a way of starting it (`_continue_run`), not a flag threaded through.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,100 +18,34 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core import paths
-from core.backend import keras, tf
-from core.checkpoints import (
-    BEST_WEIGHTS,
-    CHECKPOINT,
-    BatchProgress,
-    EpochResult,
-    RunState,
-    read_history,
-    read_state,
-    remove_checkpoint,
-    run_callback,
-)
-from core.dataset import load_dataset
+from core.backend import keras
+from core.checkpoints import BatchProgress, EpochResult, run_callback
+from core.config import MONITORS, TrainConfig
+from core.dataset import Dataset, load_dataset
 from core.errors import DatasetError
 from core.features import backbone_features, cache_key, split_transfer
-from core.images import CROP_POLICIES, load_images
+from core.images import load_images
 from core.keras_metrics import balanced_accuracy, metric_class
 from core.metrics import balanced_accuracy_ci, compute_metrics, lesions_known, predictions_table
 from core.model_io import ModelInfo, apply_recipe, save_model
 from core.models import MODELS, build_model
-from core.splits import (
-    LEAKY_WARNING,
-    SPLITS,
-    class_weights,
-    parse_balance,
-    resample_training,
-    split_lesion,
-    split_seed_leaky,
+from core.pipeline import (
+    Split,
+    check_classes,
+    load_initial_weights,
+    make_dataset,
+    make_split,
+    optimizer,
 )
+from core.runs import RunFolder, RunState
+from core.splits import class_weights, parse_balance
 from core.trust import Part, TrustFit, fit_trust, score_inputs
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MONITORS = ("val_loss", "val_balanced_accuracy")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (the study's values are the defaults)."""
-
-    data_dir: str
-    model: str = "cnn"
-    image_size: int | None = None  # None: the model's default (32 px, 150 px for VGG16)
-    epochs: int = 50
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    balance: str = "resample:500"
-    split: str = "lesion"
-    seed: int = 42
-    crop: str = "squash"
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    weights: str | None = "imagenet"  # transfer models: "imagenet", a file, or "none"
-    fine_tune: int = 0  # transfer models: how many of the backbone's last layers train
-    augment: bool = False  # random flips, rotations, zoom, brightness and contrast
-    label_smoothing: float = 0.0
-    lr_schedule: str = "constant"  # or "cosine" (decays to 0 over the run)
-    early_stopping: int = 0  # stop after this many epochs without a better one (0: off)
-    monitor: str = "val_loss"  # which epoch is best: "val_loss" or "val_balanced_accuracy"
-    cache_features: bool = True  # frozen transfer models: run the backbone once, not per epoch
-    init_from: str | None = None  # start from this .keras model's weights (same architecture)
-    use_cache: bool = True
-
-    def validate(self) -> None:
-        """Raise `DatasetError` with a clear message for any impossible setting."""
-        if self.model not in MODELS:
-            raise DatasetError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
-        if self.split not in SPLITS:
-            raise DatasetError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
-        if self.crop not in CROP_POLICIES:
-            raise DatasetError(f"unknown crop {self.crop!r}; choose from {CROP_POLICIES}")
-        parse_balance(self.balance)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise DatasetError(f"{name.replace('_', ' ')} must be at least 1")
-        if self.image_size is not None and not 8 <= self.image_size <= 1024:
-            raise DatasetError("image size must be between 8 and 1024 px")
-        if not 0 < self.learning_rate < 1:
-            raise DatasetError("learning rate must be between 0 and 1")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise DatasetError("learning-rate schedule must be constant or cosine")
-        if not 0 <= self.label_smoothing < 1:
-            raise DatasetError("label smoothing must be between 0 and 1")
-        if self.monitor not in MONITORS:
-            raise DatasetError(f"unknown monitor {self.monitor!r}; choose from "
-                               f"{', '.join(MONITORS)}")
-        if self.fine_tune < 0 or self.early_stopping < 0:
-            raise DatasetError("fine-tune layers and early-stopping patience cannot be negative")
-
-    @property
-    def size(self) -> int:
-        """The image size in pixels this run uses."""
-        return self.image_size or MODELS[self.model].image_size
+__all__ = ["MONITORS", "BatchProgress", "EpochResult", "TrainConfig", "TrainResult", "resume",
+           "train"]
 
 
 @dataclass
@@ -124,6 +59,40 @@ class TrainResult:
     best_epoch: int | None = None
 
 
+@dataclass
+class _Hooks:
+    on_epoch: Callable[[EpochResult], None] | None
+    on_batch: Callable[[BatchProgress], None] | None
+    stop: Callable[[], bool]
+    status: Callable[[str], None]
+    load_progress: Callable[[int, int], None] | None
+
+
+@dataclass
+class _Data:
+    """The decoded dataset and its split, ready to train on."""
+
+    dataset: Dataset
+    images: np.ndarray
+    labels: np.ndarray
+    split: Split
+
+    @property
+    def classes(self) -> list[str]:
+        return self.dataset.classes
+
+
+@dataclass
+class _Models:
+    """The full model (saved at the end) and the one `fit` trains (the head, with cached
+    features), with what `fit_model` reads."""
+
+    model: Any
+    fit_model: Any
+    inputs: np.ndarray
+    feature_mode: bool
+
+
 def new_run_dir(model: str) -> Path:
     """A fresh, uniquely named folder under the per-user runs folder."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -135,94 +104,111 @@ def new_run_dir(model: str) -> Path:
     return candidate
 
 
-def _make_dataset(images: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int,
-                  shuffle_seed: int | None, augment: bool = False) -> Any:
-    """A batched, prefetched `tf.data` pipeline; augmentation runs in it, not in the model."""
-    tf_ = tf()
-    onehot = np.eye(n_classes, dtype=np.float32)[labels]
-    ds = tf_.data.Dataset.from_tensor_slices((images, onehot))  # images or cached features
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda x, y: (tf_.cast(x, "float32"), y))
-    if augment:
-        layers = keras().layers
-        augmenter = keras().Sequential([
-            layers.RandomFlip("horizontal_and_vertical"),
-            layers.RandomRotation(0.1, fill_mode="reflect"),
-            layers.RandomZoom(0.1, fill_mode="reflect"),
-            layers.RandomBrightness(0.1, value_range=(0, 255)),
-            layers.RandomContrast(0.1, value_range=(0, 255)),
-        ])
-        ds = ds.map(lambda x, y: (augmenter(x, training=True), y),
-                    num_parallel_calls=tf_.data.AUTOTUNE)
-    return ds.prefetch(tf_.data.AUTOTUNE)
+# ----- phases ------------------------------------------------------------------------------
+def _prepare_data(config: TrainConfig, hooks: _Hooks) -> _Data:
+    """Read, decode and split the dataset (deterministic for the config's seed)."""
+    hooks.status("reading dataset")
+    dataset = load_dataset(config.data_dir)
+    hooks.status(f"decoding {len(dataset.records)} images at {config.size} px")
+    images = load_images(dataset, config.size, config.crop, use_cache=config.use_cache,
+                         on_progress=hooks.load_progress, should_stop=hooks.stop).images
+    labels = dataset.records["dx"].map({c: i for i, c in enumerate(dataset.classes)}).to_numpy()
+    split = make_split(config, dataset.records, labels, hooks.status)
+    check_classes(dataset.classes, labels, split)
+    return _Data(dataset, images, labels, split)
 
 
-def uses_feature_cache(config: TrainConfig) -> bool:
-    """Frozen transfer models without augmentation train their head on cached features."""
-    return (config.cache_features and MODELS[config.model].uses_imagenet
-            and config.fine_tune == 0 and not config.augment)
+def _start_run(run: RunFolder, config: TrainConfig, data: _Data) -> RunState:
+    """A new run: write its config and split."""
+    run.write_config(config)
+    run.write_split(data.split.table)
+    return RunState()
 
 
-def _load_initial_weights(model: Any, source: str) -> None:
-    """Copy weights from a saved model of the same architecture (e.g. a frozen-stage run)."""
-    try:
-        weights = keras().saving.load_model(source, compile=False, safe_mode=True).get_weights()
-    except Exception as exc:  # missing, unsafe or damaged file
-        raise DatasetError(f"cannot start from {source}: {str(exc).splitlines()[0][:200]}"
-                           ) from exc
-    own = model.get_weights()
-    shapes_differ = any(a.shape != b.shape for a, b in zip(weights, own, strict=False))
-    if len(weights) != len(own) or shapes_differ:
-        raise DatasetError(f"cannot start from {source}: it is a different model (architecture, "
-                           "image size or classes differ)")
-    model.set_weights(weights)
+def _continue_run(run: RunFolder, config: TrainConfig, data: _Data,
+                  hooks: _Hooks) -> RunState:
+    """A resumed run: the dataset must be unchanged; its state says where to go on."""
+    saved = run.read_split()
+    if not saved["image_id"].equals(data.split.table["image_id"].reset_index(drop=True)):
+        raise DatasetError(f"the dataset in {config.data_dir} changed since run {run.name} "
+                           "started; it cannot be resumed")
+    state = run.read_state()
+    hooks.status(f"resuming after epoch {state.epochs_completed}")
+    return state
 
 
-def _optimizer(config: TrainConfig, n_train: int) -> Any:
-    """Adam with a constant or cosine-decaying learning rate."""
-    rate: Any = config.learning_rate
-    if config.lr_schedule == "cosine":
-        steps = config.epochs * math.ceil(n_train / config.batch_size)
-        rate = keras().optimizers.schedules.CosineDecay(config.learning_rate, steps)
-    return keras().optimizers.Adam(rate)
+def _build_models(config: TrainConfig, data: _Data, run: RunFolder, resuming: bool,
+                  hooks: _Hooks) -> _Models:
+    """Build (or restore from the checkpoint) the model and what `fit` trains."""
+    feature_mode = bool(config.cache_features)
+    metric_class()  # registered before a checkpoint that names it is loaded
+    checkpoint = run.file(run.CHECKPOINT)
+    if resuming and not feature_mode:
+        model = keras().saving.load_model(checkpoint, safe_mode=True)
+        return _Models(model, model, data.images, False)
+    hooks.status(f"building {MODELS[config.model].title}")
+    weights = None if config.weights == "none" else config.weights
+    model = fit_model = build_model(config.model, config.size, len(data.classes),
+                                    weights=weights, fine_tune=config.fine_tune)
+    if config.init_from and not resuming:
+        load_initial_weights(model, config.init_from)
+        hooks.status(f"starting from the weights of {config.init_from}")
+    inputs = data.images
+    if feature_mode:
+        extractor, fit_model = split_transfer(model)
+        hooks.status("computing the frozen backbone's features once")
+        key = None if weights is None else cache_key(
+            data.dataset.fingerprint(), config.size, config.crop, config.model, weights)
+        inputs, cached = backbone_features(extractor, data.images, key,
+                                           on_progress=hooks.load_progress,
+                                           should_stop=hooks.stop)
+        hooks.status("backbone features " + ("read from the cache" if cached else "computed"))
+    if resuming:  # feature mode: continue the saved head, optimizer state included
+        fit_model = keras().saving.load_model(checkpoint, safe_mode=True)
+    else:
+        fit_model.compile(optimizer=optimizer(config, len(data.split.train)),
+                          loss=keras().losses.CategoricalCrossentropy(
+                              label_smoothing=config.label_smoothing),
+                          metrics=["accuracy", balanced_accuracy(len(data.classes))])
+    return _Models(model, fit_model, inputs, feature_mode)
 
 
-@dataclass
-class _Split:
-    table: pd.DataFrame  # image_id, lesion_id, dx, subset (the run's split.csv)
-    train: np.ndarray  # positions into the dataset's records (with repeats when resampled)
-    val: np.ndarray
-    test: np.ndarray
+def _fit(config: TrainConfig, data: _Data, models: _Models, run: RunFolder, state: RunState,
+         hooks: _Hooks) -> tuple[Any, list[dict[str, float]]]:
+    """Train from the state's epoch on; returns the callback (stopped?) and the history."""
+    split, n_classes = data.split, len(data.classes)
+    mode, _ = parse_balance(config.balance)
+    weights = class_weights(data.labels[split.train], n_classes) if mode == "class-weights" \
+        else None
+    history = run.read_history(state.epochs_completed)
+    train_ds = make_dataset(models.inputs[split.train], data.labels[split.train], n_classes,
+                            config.batch_size, config.seed + state.epochs_completed,
+                            config.augment and not models.feature_mode)
+    val_ds = make_dataset(models.inputs[split.val], data.labels[split.val], n_classes,
+                          config.batch_size, None)
+    batches = math.ceil(len(split.train) / config.batch_size)
+    callback = run_callback(run, config.epochs, batches, state, history, hooks.on_epoch,
+                            hooks.on_batch, hooks.stop, patience=config.early_stopping,
+                            monitor=config.monitor)
+    hooks.status(f"training on {len(split.train)} images, validating on {len(split.val)}")
+    if not hooks.stop() and state.epochs_completed < config.epochs:
+        models.fit_model.fit(train_ds, validation_data=val_ds if len(split.val) else None,
+                             epochs=config.epochs, initial_epoch=state.epochs_completed,
+                             class_weight=weights, verbose=0, callbacks=[callback],
+                             shuffle=False)  # the tf.data pipeline shuffles
+    return callback, history
 
 
-def _split(config: TrainConfig, records: pd.DataFrame, labels: np.ndarray,
-           status: Callable[[str], None]) -> _Split:
-    """Deterministic (seeded) split and training-part balancing as `config` says."""
-    mode, per_class = parse_balance(config.balance)
-    if config.split == "lesion":
-        subset = split_lesion(records, val_fraction=config.val_fraction,
-                              test_fraction=config.test_fraction, seed=config.seed).to_numpy()
-        table = records[["image_id", "lesion_id", "dx"]].assign(subset=subset)
-        train_pos = np.flatnonzero(subset == "train")
-        if mode == "resample":
-            train_pos = resample_training(train_pos, labels, per_class, config.seed)
-        return _Split(table, train_pos, np.flatnonzero(subset == "val"),
-                      np.flatnonzero(subset == "test"))
-    status(f"warning: {LEAKY_WARNING}")
-    balanced, leaky_subset = split_seed_leaky(records, per_class=per_class or 500,
-                                              seed=config.seed)
-    table = balanced[["image_id", "lesion_id", "dx"]].assign(subset=leaky_subset.to_numpy())
-    positions = balanced.index.to_numpy()
-    val = positions[leaky_subset.to_numpy() == "val"]
-    return _Split(table, positions[leaky_subset.to_numpy() == "train"], val, val)
+def _keep_best(models: _Models, run: RunFolder, resuming: bool) -> None:
+    """Load the best epoch's weights into the model that is saved."""
+    if run.file(run.BEST_WEIGHTS).is_file():
+        models.fit_model.load_weights(run.file(run.BEST_WEIGHTS))
+    if models.feature_mode and resuming:  # a resumed head is a separate model: copy it in
+        split_transfer(models.model)[1].set_weights(models.fit_model.get_weights())
 
 
-def _check_classes(classes: list[str], labels: np.ndarray, split: _Split) -> None:
-    present = np.unique(labels[split.train])
-    if len(present) < 2:
-        raise DatasetError("training needs images of at least 2 classes; the training part "
-                           f"has only {', '.join(classes[i] for i in present) or 'none'}")
+def _part(models: _Models, data: _Data, positions: np.ndarray) -> Part:
+    return Part(models.inputs[positions], data.images[positions], data.labels[positions])
 
 
 def _evaluate_test(fit_model: Any, test: Part, rows: pd.DataFrame, classes: list[str],
@@ -230,14 +216,13 @@ def _evaluate_test(fit_model: Any, test: Part, rows: pd.DataFrame, classes: list
     """Test-part metrics and predictions with the fitted temperature and gate applied."""
     raw, features = score_inputs(fit_model, test.inputs)
     proba = apply_recipe(raw, trust.temperature.used)
-    y_test = test.labels
     scores = trust.domain.score(features, test.images) if len(features) else np.zeros(0)
     accepted = trust.domain.in_domain(scores)
-    metrics = compute_metrics(y_test, proba, classes)
+    metrics = compute_metrics(test.labels, proba, classes)
     by_lesion = lesions_known(rows["image_id"].to_numpy(), rows["lesion_id"].to_numpy())
     metrics.update(
         balanced_accuracy_ci95=list(balanced_accuracy_ci(
-            y_test, proba.argmax(axis=1),
+            test.labels, proba.argmax(axis=1),
             groups=rows["lesion_id"].to_numpy() if by_lesion else None)),
         ci_unit="lesion" if by_lesion else "image",
         out_of_domain=int((~accepted).sum()),
@@ -246,32 +231,72 @@ def _evaluate_test(fit_model: Any, test: Part, rows: pd.DataFrame, classes: list
                      "temperature": trust.temperature.used,
                      "val_ece_before": trust.temperature.ece_before,
                      "val_ece_after": trust.temperature.ece_after})
-    table = predictions_table(list(rows["image_id"]), list(rows["path"]), y_test, proba,
+    table = predictions_table(list(rows["image_id"]), list(rows["path"]), test.labels, proba,
                               classes, scores, accepted)
     return metrics, table
 
 
-def resume(run_dir: str | Path, **hooks: Any) -> TrainResult:
-    """Continue a run that was stopped or killed from its last completed epoch.
+def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
+            outcome: dict[str, Any], hooks: _Hooks) -> dict[str, Any]:
+    """Fit the gate and temperature, evaluate the test part, save the model and results."""
+    split, records = data.split, data.dataset.records
+    train_unique = np.unique(split.train)
+    trust = fit_trust(models.fit_model, _part(models, data, train_unique),
+                      _part(models, data, split.val), status=hooks.status)
+    hooks.status(f"evaluating on {len(split.test)} test images")
+    metrics, table = _evaluate_test(models.fit_model, _part(models, data, split.test),
+                                    records.iloc[split.test], data.classes, trust)
+    leaky = config.split != "lesion"
+    metrics.update(split=config.split, evaluated_on="val" if leaky else "test", leaky=leaky,
+                   feature_cache=models.feature_mode, train_images=int(len(split.train)),
+                   val_images=int(len(split.val)), problems=len(data.dataset.problems),
+                   **outcome)
+    info = ModelInfo(classes=data.classes, image_size=config.size, crop=config.crop,
+                     architecture=config.model,
+                     trained_on={"data": str(data.dataset.root), "layout": data.dataset.layout,
+                                 "split": config.split, "seed": config.seed,
+                                 "images": int(len(records)), "balance": config.balance},
+                     metrics={k: metrics[k] for k in ("accuracy", "balanced_accuracy",
+                                                      "macro_auc", "melanoma_recall", "ece")},
+                     temperature=trust.temperature.used)
+    save_model(models.model, run.model_path, info, trust.domain,
+               records["image_id"].iloc[train_unique])
+    run.write_predictions(table)
+    run.write_metrics(metrics)
+    if not metrics["stopped"]:
+        run.remove_checkpoint()  # a stopped run keeps it, so it can be resumed later
+    hooks.status(f"saved run to {run.path}")
+    return metrics
 
-    Takes the same hooks as `train`. The dataset must be unchanged (the split is recomputed
-    from the saved seed and compared with the run's split.csv).
-    """
-    run_dir = Path(run_dir)
-    try:
-        config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
-    except (OSError, ValueError, TypeError) as exc:
-        raise DatasetError(f"{run_dir} is not a resumable run: config.json unreadable") from exc
-    metrics_file = run_dir / "metrics.json"
-    if metrics_file.is_file() and not json.loads(metrics_file.read_text()).get("stopped"):
-        raise DatasetError(f"run {run_dir.name} has already finished; nothing to resume")
-    if not (run_dir / CHECKPOINT).is_file():
-        raise DatasetError(f"run {run_dir.name} has no checkpoint (it ended before its first "
-                           "epoch completed); start a new run instead")
-    return train(config, out_dir=run_dir, resume_run=True, **hooks)
+
+def _run(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _Hooks) -> TrainResult:
+    started = time.time()
+    data = _prepare_data(config, hooks)
+    run.path.mkdir(parents=True, exist_ok=True)
+    keras().utils.set_random_seed(config.seed)
+    state = _continue_run(run, config, data, hooks) if resuming else \
+        _start_run(run, config, data)
+    models = _build_models(config, data, run, resuming, hooks)
+    callback, history = _fit(config, data, models, run, state, hooks)
+    _keep_best(models, run, resuming)
+    outcome = {"best_epoch": state.best_epoch, "epochs_completed": len(history),
+               "stopped": bool(callback.stopped or hooks.stop()),
+               "early_stopped": callback.early_stopped,
+               "seconds": round(time.time() - started, 1)}
+    metrics = _finish(config, data, models, run, outcome, hooks)
+    return TrainResult(run.path, metrics, history, bool(metrics["stopped"]), state.best_epoch)
 
 
-def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run: bool = False,
+# ----- entry points ------------------------------------------------------------------------
+def _hooks(on_epoch: Callable[[EpochResult], None] | None,
+           on_batch: Callable[[BatchProgress], None] | None,
+           should_stop: Callable[[], bool] | None, on_status: Callable[[str], None] | None,
+           on_load_progress: Callable[[int, int], None] | None) -> _Hooks:
+    return _Hooks(on_epoch, on_batch, should_stop or (lambda: False),
+                  on_status or (lambda _msg: None), on_load_progress)
+
+
+def train(config: TrainConfig, *, out_dir: str | Path | None = None,
           on_epoch: Callable[[EpochResult], None] | None = None,
           on_batch: Callable[[BatchProgress], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
@@ -283,120 +308,26 @@ def train(config: TrainConfig, *, out_dir: str | Path | None = None, resume_run:
     run ends within one batch, keeps the best epoch so far, and is still evaluated and saved.
     Every completed epoch is checkpointed, so a killed run can be continued with `resume`.
     """
-    config.validate()
-    stop = should_stop or (lambda: False)
-    status = on_status or (lambda _msg: None)
-    started = time.time()
-    status("reading dataset")
-    dataset = load_dataset(config.data_dir)
-    status(f"decoding {len(dataset.records)} images at {config.size} px")
-    images = load_images(dataset, config.size, config.crop, use_cache=config.use_cache,
-                         on_progress=on_load_progress, should_stop=stop).images
-    records, classes = dataset.records, dataset.classes
-    labels = records["dx"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    split = _split(config, records, labels, status)
-    _check_classes(classes, labels, split)
-    mode, _ = parse_balance(config.balance)
-    weights = class_weights(labels[split.train], len(classes)) if mode == "class-weights" \
-        else None
+    resolved = config.resolve()
+    run = RunFolder(out_dir if out_dir else new_run_dir(resolved.model))
+    return _run(resolved, run, False,
+                _hooks(on_epoch, on_batch, should_stop, on_status, on_load_progress))
 
-    run_dir = Path(out_dir) if out_dir else new_run_dir(config.model)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras().utils.set_random_seed(config.seed)
-    feature_mode = uses_feature_cache(config)
-    metric_class()  # registered before a checkpoint that names it is loaded
-    if resume_run:
-        import pandas as pd
 
-        saved = pd.read_csv(run_dir / "split.csv", dtype=str, keep_default_na=False)
-        if not saved["image_id"].equals(split.table["image_id"].reset_index(drop=True)):
-            raise DatasetError(f"the dataset in {config.data_dir} changed since run "
-                               f"{run_dir.name} started; it cannot be resumed")
-        state = read_state(run_dir)
-        history = read_history(run_dir, state.epochs_completed)
-        status(f"resuming after epoch {state.epochs_completed}")
-    else:
-        paths.write_text_atomic(run_dir / "config.json",
-                                json.dumps(asdict(config), indent=2, default=str))
-        with paths.atomic_path(run_dir / "split.csv") as tmp:
-            split.table.to_csv(tmp, index=False)
-        state, history = RunState(), []
-    inputs = images
-    if resume_run and not feature_mode:
-        model = fit_model = keras().saving.load_model(run_dir / CHECKPOINT, safe_mode=True)
-    else:
-        status(f"building {MODELS[config.model].title}")
-        weights_arg = None if config.weights == "none" else config.weights
-        model = fit_model = build_model(config.model, config.size, len(classes),
-                                        weights=weights_arg, fine_tune=config.fine_tune)
-        if config.init_from and not resume_run:
-            _load_initial_weights(model, config.init_from)
-            status(f"starting from the weights of {config.init_from}")
-        if feature_mode:
-            extractor, fit_model = split_transfer(model)
-            status("computing the frozen backbone's features once (augmentation is off in "
-                   "this mode)")
-            key = None if weights_arg is None else cache_key(
-                dataset.fingerprint(), config.size, config.crop, config.model, weights_arg)
-            inputs, cached = backbone_features(extractor, images, key,
-                                               on_progress=on_load_progress, should_stop=stop)
-            status("backbone features " + ("read from the cache" if cached else "computed"))
-        if resume_run:  # feature mode: continue the saved head, optimizer state included
-            fit_model = keras().saving.load_model(run_dir / CHECKPOINT, safe_mode=True)
-        else:
-            fit_model.compile(optimizer=_optimizer(config, len(split.train)),
-                              loss=keras().losses.CategoricalCrossentropy(
-                                  label_smoothing=config.label_smoothing),
-                              metrics=["accuracy", balanced_accuracy(len(classes))])
-    train_ds = _make_dataset(inputs[split.train], labels[split.train], len(classes),
-                             config.batch_size, config.seed + state.epochs_completed,
-                             config.augment and not feature_mode)
-    val_ds = _make_dataset(inputs[split.val], labels[split.val], len(classes),
-                           config.batch_size, None)
-    batches = math.ceil(len(split.train) / config.batch_size)
-    callback = run_callback(run_dir, config.epochs, batches, state, history, on_epoch,
-                            on_batch, stop, patience=config.early_stopping,
-                            monitor=config.monitor)
-    status(f"training on {len(split.train)} images, validating on {len(split.val)}")
-    if not stop() and state.epochs_completed < config.epochs:
-        fit_model.fit(train_ds, validation_data=val_ds if len(split.val) else None,
-                      epochs=config.epochs, initial_epoch=state.epochs_completed,
-                      class_weight=weights, verbose=0, callbacks=[callback],
-                      shuffle=False)  # the tf.data pipeline shuffles
-    if (run_dir / BEST_WEIGHTS).is_file():
-        fit_model.load_weights(run_dir / BEST_WEIGHTS)
-    if feature_mode and resume_run:  # a resumed head is a separate model: copy it into place
-        split_transfer(model)[1].set_weights(fit_model.get_weights())
+def resume(run_dir: str | Path, *, on_epoch: Callable[[EpochResult], None] | None = None,
+           on_batch: Callable[[BatchProgress], None] | None = None,
+           should_stop: Callable[[], bool] | None = None,
+           on_status: Callable[[str], None] | None = None,
+           on_load_progress: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Continue a run that was stopped or killed from its last completed epoch.
 
-    train_unique = np.unique(split.train)
-    trust = fit_trust(fit_model, Part(inputs[train_unique], images[train_unique],
-                                      labels[train_unique]),
-                      Part(inputs[split.val], images[split.val], labels[split.val]),
-                      status=status)
-    status(f"evaluating on {len(split.test)} test images")
-    test = Part(inputs[split.test], images[split.test], labels[split.test])
-    metrics, table = _evaluate_test(fit_model, test, records.iloc[split.test], classes, trust)
-    leaky = config.split != "lesion"
-    metrics.update(split=config.split, evaluated_on="val" if leaky else "test",
-                   leaky=leaky, best_epoch=state.best_epoch,
-                   epochs_completed=len(history), stopped=callback.stopped or stop(),
-                   early_stopped=callback.early_stopped, feature_cache=feature_mode,
-                   train_images=int(len(split.train)), val_images=int(len(split.val)),
-                   seconds=round(time.time() - started, 1), problems=len(dataset.problems))
-    info = ModelInfo(classes=classes, image_size=config.size, crop=config.crop,
-                     architecture=config.model,
-                     trained_on={"data": str(dataset.root), "layout": dataset.layout,
-                                 "split": config.split, "seed": config.seed,
-                                 "images": int(len(records)), "balance": config.balance},
-                     metrics={k: metrics[k] for k in ("accuracy", "balanced_accuracy",
-                                                      "macro_auc", "melanoma_recall", "ece")},
-                     temperature=trust.temperature.used)
-    save_model(model, run_dir / "model.keras", info, trust.domain,
-               records["image_id"].iloc[train_unique])
-    with paths.atomic_path(run_dir / "predictions.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    paths.write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    if not metrics["stopped"]:
-        remove_checkpoint(run_dir)  # a stopped run keeps it, so it can be resumed later
-    status(f"saved run to {run_dir}")
-    return TrainResult(run_dir, metrics, history, bool(metrics["stopped"]), state.best_epoch)
+    Takes the same hooks as `train`. The dataset must be unchanged (the split is recomputed
+    from the saved seed and compared with the run's split.csv).
+    """
+    run = RunFolder(run_dir)
+    problem = run.resume_problem()
+    if problem:
+        raise DatasetError(problem)
+    config = run.read_config().resolve()
+    return _run(config, run, True,
+                _hooks(on_epoch, on_batch, should_stop, on_status, on_load_progress))

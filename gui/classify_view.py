@@ -143,6 +143,7 @@ class ClassifyView(QWidget):
         self.disclaimer.setWordWrap(True)
         self.disclaimer.setStyleSheet("color: #444; background: #fff4d6; padding: 6px;")
         self.chart = PlotCanvas(self, width=5, height=3)
+        self.chart.when_created(self._empty_chart)
 
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["File", "Prediction", "Confidence",
@@ -285,6 +286,12 @@ class ClassifyView(QWidget):
             "The model is unsure; do not rely on this result." if low else "")
         self.low_confidence.setVisible(low)
         self._plot(p)
+
+    def _empty_chart(self) -> None:
+        ax = self.chart.axes[0]
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "The class probabilities appear here\nwhen you drop an image",
+                transform=ax.transAxes, ha="center", va="center", color="0.45")
 
     def _plot(self, p: Prediction, greyed: bool = False, visible: bool = True) -> None:
         """Draw the probability bars (grey for a refused image), or nothing."""

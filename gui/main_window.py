@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from core.errors import ModelError
 from core.paths import BUNDLED_MODEL
+from core.runs import RunFolder
 from gui.about import show_about
 from gui.classify_view import ClassifyView, classify_task
 from gui.dataset_view import DatasetView, load_overview
@@ -184,7 +185,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def on_run_finished(self, run_dir: str) -> None:
         self.models_view.refresh()
-        model = Path(run_dir) / "model.keras"
+        model = RunFolder(run_dir).model_path
         if self.models.active() is None and model.is_file():
             self.models_view.activate(model)  # a first trained model becomes the active one
 

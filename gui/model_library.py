@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core import paths
 from core.model_io import LoadedModel, ModelInfo, load_model, read_info, warm_up
-from core.runs import list_runs
+from core.runs import RunFolder, list_runs
 
 
 @dataclass
@@ -34,7 +34,7 @@ def list_models() -> list[ModelEntry]:
     if paths.BUNDLED_MODEL.is_file():
         entries.append(ModelEntry(paths.BUNDLED_MODEL, "Default model (bundled)", "bundled"))
     for run in list_runs():
-        model = run.path / "model.keras"
+        model = RunFolder(run.path).model_path
         if not run.damaged:
             entries.append(ModelEntry(model, f"Run {run.name}", "run"))
     folder = imported_dir()

@@ -44,6 +44,7 @@ class TaskWorker(QObject):
         super().__init__()
         self._fn = fn
         self.stop_event = threading.Event()
+        self.superseded = threading.Event()
 
     @Slot()
     def run(self) -> None:
@@ -62,7 +63,10 @@ class TaskWorker(QObject):
             traceback.print_exc(file=sys.stderr)
             self.failed.emit(f"unexpected {type(exc).__name__}: {exc}")
         else:
-            self.succeeded.emit(result)
+            if self.superseded.is_set():  # a newer task of its kind runs: its result wins
+                self.cancelled.emit("superseded by a newer request")
+            else:
+                self.succeeded.emit(result)
         finally:
             self.done.emit()
 
@@ -88,7 +92,14 @@ class TaskRunner(QObject):
         self._tasks: dict[int, Task] = {}
 
     def start(self, name: str, fn: Callable[[TaskContext], Any]) -> Task:
-        """Create the worker and thread for `fn`; connect to `task.worker` then call `run`."""
+        """Create the worker and thread for `fn`; connect to `task.worker` then call `run`.
+
+        At most one task of each kind (`name`) runs: a running one is asked to stop, and its
+        result is dropped (it reports `cancelled`), so the newest request always wins.
+        """
+        for running in self.running(name):
+            running.worker.superseded.set()
+            running.stop()
         thread = QThread()
         thread.setObjectName(name)
         worker = TaskWorker(fn)

@@ -1,6 +1,14 @@
-"""The training settings form: model, sizes, balancing, split, augmentation and options."""
+"""The training settings form, built from `TrainConfig`'s field metadata (as the CLI is).
+
+One editor per field, labelled and ranged by its `core.config.Option`; a field that does not
+apply to the chosen model (fine-tuning for VGG16, ImageNet weights for the CNN) is disabled
+and sends its default. `config()` returns what `TrainConfig.resolve()` will accept.
+"""
 
 from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, cast
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -18,23 +26,51 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.config import TrainConfig, applies, default, field_names, option
 from core.models import MODELS
-from core.training import TrainConfig
 
-
-def _spin(low: int, high: int, value: int, suffix: str = "") -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setValue(value)
-    spin.setSuffix(suffix)
-    return spin
+CHOICE_TEXT = {  # friendlier words for some choices; the rest show as they are
+    "lesion": "By lesion: train / val / test (honest)",
+    "seed-leaky": "Study's seed-leaky 80/20 (inflated scores)",
+    "squash": "Whole frame, squashed (study)", "center": "Centre square crop",
+    "constant": "Constant", "cosine": "Cosine decay",
+    "val_loss": "Lowest validation loss",
+    "val_balanced_accuracy": "Highest validation balanced accuracy",
+}
+BALANCE_MODES = (("Resample each class (training part only)", "resample"),
+                 ("Class weights", "class-weights"), ("None", "none"))
+NOT_IN_FORM = ("data_dir",)  # the dataset comes from the Dataset view
 
 
 def _combo(items: list[tuple[str, str]]) -> QComboBox:
     box = QComboBox()
+    # narrow enough for the settings column; the open list shows the whole text
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(12)
     for text, data in items:
         box.addItem(text, data)
     return box
+
+
+class PathEdit(QWidget):
+    """A line edit with a Browse… button for a file."""
+
+    def __init__(self, placeholder: str, file_filter: str) -> None:
+        super().__init__()
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self._filter = file_filter
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(browse)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a file", "", self._filter)
+        if path:
+            self.edit.setText(path)
 
 
 class TrainSettings(QGroupBox):
@@ -44,119 +80,141 @@ class TrainSettings(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Settings (the study's values are the defaults)", parent)
-        self.model_box = _combo([(spec.title, key) for key, spec in MODELS.items()])
-        self.size_spin = _spin(8, 512, 32, " px")
-        self.epochs_spin = _spin(1, 1000, 50)
-        self.batch_spin = _spin(1, 1024, 32)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(0.00001, 0.5)
-        self.lr_spin.setSingleStep(0.0001)
-        self.lr_spin.setValue(0.001)
-        self.balance_box = _combo([("Resample each class (training part only)", "resample"),
-                                   ("Class weights", "class-weights"), ("None", "none")])
-        self.per_class_spin = _spin(1, 100000, 500, " per class")
-        self.split_box = _combo([("By lesion: train / val / test (honest)", "lesion"),
-                                 ("Study's seed-leaky 80/20 (inflated scores)", "seed-leaky")])
-        self.seed_spin = _spin(0, 2**31 - 1, 42)
-        self.crop_box = _combo([("Whole frame, squashed (study)", "squash"),
-                                ("Centre square crop", "center")])
-        self.augment_check = QCheckBox("Flips, rotations, zoom, brightness, contrast")
-        self.weights_edit = QLineEdit()
-        self.weights_edit.setPlaceholderText("download ImageNet weights (needs internet)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._choose_weights)
-        weights_row = QHBoxLayout()
-        weights_row.addWidget(self.weights_edit)
-        weights_row.addWidget(browse)
-        self.fine_tune_spin = _spin(0, 500, 0, " layers")
-        self.fine_tune_spin.setToolTip("Transfer models: how many of the backbone's last "
-                                       "layers are trained (0 = frozen)")
-        self.smoothing_spin = QDoubleSpinBox()
-        self.smoothing_spin.setRange(0.0, 0.5)
-        self.smoothing_spin.setSingleStep(0.05)
-        self.schedule_box = _combo([("Constant", "constant"), ("Cosine decay", "cosine")])
-        self.patience_spin = _spin(0, 1000, 0, " epochs")
-        self.patience_spin.setSpecialValueText("off")
-        self.monitor_box = _combo([("Lowest validation loss", "val_loss"),
-                                   ("Highest validation balanced accuracy",
-                                    "val_balanced_accuracy")])
-        self.monitor_box.setToolTip("Which epoch's weights the finished model keeps; early "
-                                    "stopping waits for this value to improve")
-        self.frozen_note = QLabel("Frozen backbone: its features are computed once and cached, "
-                                  "so each epoch is fast; augmentation is off in this mode.")
+        self.editors: dict[str, QWidget] = {}
+        self._rows: dict[str, int] = {}
+        self.form = QFormLayout(self)
+        for f in fields(TrainConfig):
+            if f.name not in NOT_IN_FORM:
+                self._add_row(f.name, str(f.type))
+        # the names the rest of the app (and its tests and benchmarks) use
+        self.model_box = cast(QComboBox, self.editors["model"])
+        self.split_box = cast(QComboBox, self.editors["split"])
+        self.size_spin = cast(QSpinBox, self.editors["image_size"])
+        self.epochs_spin = cast(QSpinBox, self.editors["epochs"])
+        self.batch_spin = cast(QSpinBox, self.editors["batch_size"])
+        self.augment_check = cast(QCheckBox, self.editors["augment"])
+        self.fine_tune_spin = cast(QSpinBox, self.editors["fine_tune"])
+        self.weights_edit = self._path("weights")
+        self.frozen_note = QLabel()
         self.frozen_note.setWordWrap(True)
         self.frozen_note.setStyleSheet("color: #2f5f8a;")
+        self.form.insertRow(self.form.rowCount(), "", self.frozen_note)
         self.leak_warning = QLabel("⚠ The seed-leaky protocol resamples before splitting: copies "
                                    "of one image sit on both sides and scores are inflated.")
         self.leak_warning.setWordWrap(True)
         self.leak_warning.setStyleSheet("color: #a15c00;")
-
-        form = QFormLayout(self)
-        rows = [("Model", self.model_box), ("Image size", self.size_spin),
-                ("Epochs", self.epochs_spin), ("Batch size", self.batch_spin),
-                ("Learning rate", self.lr_spin), ("Balancing", self.balance_box),
-                ("", self.per_class_spin), ("Split", self.split_box), ("", self.leak_warning),
-                ("Split seed", self.seed_spin), ("Crop", self.crop_box),
-                ("Augmentation", self.augment_check), ("", self.frozen_note)]
-        for label, widget in rows:
-            form.addRow(label, widget)
-        form.addRow("ImageNet weights", weights_row)
-        for label, widget in (("Fine-tune", self.fine_tune_spin),
-                              ("Label smoothing", self.smoothing_spin),
-                              ("LR schedule", self.schedule_box),
-                              ("Early stopping", self.patience_spin),
-                              ("Keep the epoch with", self.monitor_box)):
-            form.addRow(label, widget)
+        self.form.insertRow(self._rows["split"] + 1, "", self.leak_warning)
         self.model_box.currentIndexChanged.connect(self._model_changed)
-        self.balance_box.currentIndexChanged.connect(self._update)
-        self.split_box.currentIndexChanged.connect(self._update)
-        self.fine_tune_spin.valueChanged.connect(self._update)
-        self.augment_check.toggled.connect(self._update)
         self._model_changed()
+
+    # ----- building ----------------------------------------------------------------------
+    def _add_row(self, name: str, type_name: str) -> None:
+        opt, dflt = option(name), default(name)
+        editor: QWidget
+        if name == "model":
+            editor = _combo([(spec.title, key) for key, spec in MODELS.items()])
+        elif opt.choices:
+            box = _combo([(CHOICE_TEXT.get(c, c), c) for c in opt.choices])
+            box.setCurrentIndex(list(opt.choices).index(dflt))
+            box.currentIndexChanged.connect(self._update)
+            editor = box
+        elif opt.kind == "balance":
+            self.balance_box = _combo(list(BALANCE_MODES))
+            self.per_class_spin = QSpinBox()
+            self.per_class_spin.setRange(1, 100000)
+            self.per_class_spin.setValue(500)
+            self.per_class_spin.setSuffix(" per class")
+            editor = QWidget()
+            row = QHBoxLayout(editor)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addWidget(self.balance_box, 1)
+            row.addWidget(self.per_class_spin)
+            self.balance_box.currentIndexChanged.connect(self._update)
+        elif opt.kind == "path":
+            editor = PathEdit("download ImageNet weights (needs internet)" if name == "weights"
+                              else "none", "Keras files (*.h5 *.weights.h5 *.keras)")
+        elif isinstance(dflt, bool):
+            check = QCheckBox()
+            check.setChecked(dflt)
+            check.toggled.connect(self._update)
+            editor = check
+        elif type_name.startswith("float"):
+            real = QDoubleSpinBox()
+            real.setDecimals(6 if name == "learning_rate" else 2)
+            real.setRange(max(opt.low or 0.0, 1e-6 if name == "learning_rate" else 0.0),
+                          opt.high or 1e9)
+            real.setSingleStep(0.0001 if name == "learning_rate" else 0.05)
+            real.setValue(dflt)
+            editor = real
+        else:
+            spin = QSpinBox()
+            spin.setRange(int(opt.low or 0), int(min(opt.high or 2**31 - 1, 2**31 - 1)))
+            spin.setValue(int(dflt or opt.low or 0))
+            spin.setSuffix({"image_size": " px", "fine_tune": " layers"}.get(name, ""))
+            if name == "early_stopping":
+                spin.setSpecialValueText("off")
+            spin.valueChanged.connect(self._update)
+            editor = spin
+        editor.setToolTip(opt.help)
+        self.editors[name] = editor
+        self._rows[name] = self.form.rowCount()
+        self.form.addRow(opt.label, editor)
+
+    def _path(self, name: str) -> QLineEdit:
+        editor = self.editors[name]
+        assert isinstance(editor, PathEdit)
+        return editor.edit
 
     def select(self, box: QComboBox, data: str) -> None:
         """Choose the item of `box` whose data is `data`."""
         box.setCurrentIndex(box.findData(data))
 
-    def _uses_weights(self) -> bool:
-        return MODELS[self.model_box.currentData()].uses_imagenet
+    # ----- rules -------------------------------------------------------------------------
+    def _model(self) -> str:
+        return str(self.model_box.currentData())
 
     def _model_changed(self) -> None:
-        self.size_spin.setValue(MODELS[self.model_box.currentData()].image_size)
+        self.size_spin.setValue(MODELS[self._model()].image_size)
         self._update()
 
     def _update(self) -> None:
-        self.weights_edit.setEnabled(self._uses_weights())
-        self.fine_tune_spin.setEnabled(self._uses_weights())
+        model = self._model()
+        for name, editor in self.editors.items():
+            editor.setEnabled(applies(name, model))
         self.per_class_spin.setEnabled(self.balance_box.currentData() == "resample")
         self.leak_warning.setVisible(self.split_box.currentData() == "seed-leaky")
-        frozen = self._uses_weights() and self.fine_tune_spin.value() == 0
-        self.frozen_note.setVisible(frozen)
-        self.augment_check.setEnabled(not frozen)
+        frozen = self._preview().uses_feature_cache()
+        self.frozen_note.setText(
+            "Frozen backbone: its features are computed once and cached, so each epoch is "
+            "fast." if frozen else "Augmentation with a frozen backbone runs the backbone on "
+            "every batch (slower than cached features)." if applies("cache_features", model)
+            and self.augment_check.isChecked() and self.fine_tune_spin.value() == 0
+            else "")
+        self.frozen_note.setVisible(bool(self.frozen_note.text()))
         self.changed.emit()
 
-    def _choose_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "ImageNet weights file", "",
-                                              "Keras weights (*.h5 *.weights.h5)")
-        if path:
-            self.weights_edit.setText(path)
+    def _preview(self) -> TrainConfig:
+        return self.config("")
+
+    # ----- reading -----------------------------------------------------------------------
+    def value(self, name: str) -> Any:
+        """The editor's value for field `name` (the default when it does not apply)."""
+        if not applies(name, self._model()):
+            return default(name)
+        editor = self.editors[name]
+        if isinstance(editor, QComboBox):
+            return editor.currentData()
+        if isinstance(editor, QCheckBox):
+            return editor.isChecked()
+        if isinstance(editor, QSpinBox | QDoubleSpinBox):
+            return editor.value()
+        if isinstance(editor, PathEdit):
+            text = editor.edit.text().strip()
+            return text or default(name)
+        mode = self.balance_box.currentData()  # the balance editor
+        return f"resample:{self.per_class_spin.value()}" if mode == "resample" else mode
 
     def config(self, data_dir: str) -> TrainConfig:
         """The settings as a `TrainConfig` for `data_dir`."""
-        balance = self.balance_box.currentData()
-        if balance == "resample":
-            balance = f"resample:{self.per_class_spin.value()}"
-        return TrainConfig(
-            data_dir=data_dir, model=self.model_box.currentData(),
-            image_size=self.size_spin.value(), epochs=self.epochs_spin.value(),
-            batch_size=self.batch_spin.value(), learning_rate=self.lr_spin.value(),
-            balance=balance, split=self.split_box.currentData(), seed=self.seed_spin.value(),
-            crop=self.crop_box.currentData(),
-            augment=self.augment_check.isChecked() and self.augment_check.isEnabled(),
-            weights=self.weights_edit.text().strip() or "imagenet",
-            fine_tune=self.fine_tune_spin.value() if self._uses_weights() else 0,
-            label_smoothing=self.smoothing_spin.value(),
-            lr_schedule=self.schedule_box.currentData(),
-            early_stopping=self.patience_spin.value(),
-            monitor=self.monitor_box.currentData())
+        values = {name: self.value(name) for name in field_names() if name not in NOT_IN_FORM}
+        return TrainConfig(data_dir=data_dir, **values)

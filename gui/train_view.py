@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from core.checkpoints import read_history, read_state
+from core.checkpoints import BatchProgress, EpochResult
+from core.config import TrainConfig
+from core.errors import SkinLesionError
 from core.models import MODELS
-from core.training import BatchProgress, EpochResult, TrainConfig
+from core.runs import RunFolder
 from gui.run_list import RunListWidget
 from gui.tasks import Task, TaskContext, TaskRunner
 from gui.train_settings import TrainSettings
@@ -105,25 +108,36 @@ class TrainView(QWidget):
         self.runs.open_requested.connect(self.run_open_requested)
         self.runs.resume_requested.connect(self.resume_run)
 
+        scroll = QScrollArea()  # ~20 settings: they scroll rather than squeeze the curves
+        scroll.setWidget(self.settings)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         left = QVBoxLayout()
         left.addWidget(self.dataset_label)
-        left.addWidget(self.settings)
+        left.addWidget(scroll, 1)
         left.addLayout(buttons)
-        left.addStretch(1)
         left_widget = QWidget()
         left_widget.setLayout(left)
-        middle = QVBoxLayout()
-        middle.addWidget(self.epoch_bar)
-        middle.addWidget(self.batch_bar)
-        middle.addWidget(self.time_label)
-        middle.addWidget(self.curves, 3)
-        middle.addWidget(self.log, 1)
-        middle_widget = QWidget()
-        middle_widget.setLayout(middle)
+        progress = QVBoxLayout()
+        progress.addWidget(self.epoch_bar)
+        progress.addWidget(self.batch_bar)
+        progress.addWidget(self.time_label)
+        progress.addWidget(self.curves, 1)
+        progress_widget = QWidget()
+        progress_widget.setLayout(progress)
+        below = QSplitter()
+        below.addWidget(self.log)
+        below.addWidget(self.runs)
+        below.setSizes([420, 520])
+        right = QSplitter(Qt.Orientation.Vertical)  # the curves get the whole width
+        right.addWidget(progress_widget)
+        right.addWidget(below)
+        right.setSizes([520, 300])
         splitter = QSplitter()
-        for widget in (left_widget, middle_widget, self.runs):
-            splitter.addWidget(widget)
-        splitter.setSizes([330, 600, 350])
+        splitter.addWidget(left_widget)
+        splitter.addWidget(right)
+        splitter.setSizes([380, 1000])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
@@ -159,11 +173,15 @@ class TrainView(QWidget):
         """Continue a stopped or killed run from its last completed epoch."""
         if self.task is not None:
             return
+        run = RunFolder(run_dir)
         try:
-            epochs = int(json.loads((Path(run_dir) / "config.json").read_text())["epochs"])
-            history = read_history(Path(run_dir), read_state(Path(run_dir)).epochs_completed)
-        except (OSError, ValueError, KeyError) as exc:
-            self._log(f"Cannot resume {Path(run_dir).name}: {exc}")
+            problem = run.resume_problem()
+            if problem:
+                raise SkinLesionError(problem)
+            epochs = run.read_config().epochs
+            history = run.read_history(run.read_state().epochs_completed)
+        except (SkinLesionError, OSError, ValueError, KeyError) as exc:
+            self._log(f"Cannot resume {run.name}: {exc}")
             return
         self._begin(epochs, f"Resuming {Path(run_dir).name}")
         for row in history:
@@ -172,11 +190,13 @@ class TrainView(QWidget):
         self._run(partial(training_task, None, run_dir))
 
     def _begin(self, epochs: int, message: str) -> None:
-        self.curves.clear_curves()
+        self.curves.start_run(epochs)
         self.log.clear()
         self.epoch_bar.setRange(0, epochs)
         self.epoch_bar.setValue(0)
+        self.epoch_bar.setFormat("Epoch %v / %m")
         self.batch_bar.setValue(0)
+        self.batch_bar.setFormat("Batch %v / %m")
         self._fit_started, self._run_started = None, time.monotonic()
         self._log(message)
 
@@ -234,15 +254,29 @@ class TrainView(QWidget):
                   f"accuracy {metrics['accuracy']:.3f} (always "
                   f"'{metrics['majority_class']}': {metrics['majority_baseline_accuracy']:.3f})"
                   f" on {metrics['n_images']} {metrics['evaluated_on']} images")
-        if not result["stopped"]:
+        if result["stopped"]:
+            done = int(metrics.get("epochs_completed", self.epoch_bar.value()))
+            self.epoch_bar.setFormat(f"Stopped after epoch {done} of %m" if done else
+                                     "Stopped before the first epoch ended")
+            self.batch_bar.setFormat("Stopped: the best epoch was kept and evaluated" if done
+                                     else "Stopped: no epoch completed")
+        else:
             self.epoch_bar.setValue(self.epoch_bar.maximum())
             self.batch_bar.setValue(self.batch_bar.maximum())
+            done = int(metrics.get("epochs_completed", self.epoch_bar.value()))
+            self.epoch_bar.setFormat(f"Finished: {done} epoch{'s' * (done != 1)}"
+                                     if not metrics.get("early_stopped")
+                                     else f"Stopped early (no better epoch) after "
+                                     f"{metrics.get('epochs_completed')} epochs")
+            self.batch_bar.setFormat("Done")
         self.runs.refresh()
         self.run_finished.emit(result["run_dir"])
         self.message.emit(f"Training {state}; saved to {result['run_dir']}")
 
     @Slot(str)
     def on_failed(self, message: str) -> None:
+        self.epoch_bar.setFormat("Did not finish (see the log)")
+        self.batch_bar.setFormat(message[:80])
         self._log(f"Training did not finish: {message}")
         self.message.emit(f"Training did not finish: {message}")
 

@@ -28,15 +28,22 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(autouse=True)
-def collect_in_main_thread() -> Iterator[None]:
-    """Collect garbage in the main thread only, as the app does (`gui.gui_gc`).
+def collect_in_main_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """During Qt tests, collect garbage in the main thread only, as the app does (`gui.gui_gc`).
 
-    Otherwise a worker thread of a later test may run the collector and destroy an earlier
-    test's Qt objects from the wrong thread, which crashes Qt.
+    Otherwise a worker thread may run the collector and destroy Qt objects from the wrong
+    thread, which crashes Qt.
     """
-    gc.disable()
-    yield
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
     gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()
+        gc.enable()
 
 
 @pytest.fixture(scope="session")

@@ -317,3 +317,19 @@ def test_classify_refuses_an_image_unlike_the_training_images(
     view.table.selectRow(1)
     assert not view.refusal.isVisible() and view.bar_count() == 7
     assert "%" in view.result_label.text()
+
+
+def test_a_second_drop_supersedes_a_running_classification(
+        qtbot, window: MainWindow, tiny_model: Path, tmp_path: Path) -> None:
+    activate(qtbot, window, tiny_model)
+    view = window.classify_view
+    for i in range(300):
+        make_image(tmp_path / "many" / f"img_{i:03d}.png", CLASS_COLOURS["nv"], seed=i)
+    single = make_image(tmp_path / "single.jpg", CLASS_COLOURS["mel"])
+    view.request([str(tmp_path / "many")])
+    assert window.tasks.running("classify")
+    drop_files(view, [single])
+    qtbot.waitUntil(lambda: not window.tasks.running(), timeout=60000)
+    qtbot.wait(100)  # let any late signal arrive: none may replace the newest result
+    assert [p.path for p in view.predictions] == [str(single)]
+    assert view.table.rowCount() == 1

@@ -135,8 +135,11 @@ def test_the_kept_epoch_is_the_best_by_the_chosen_measure(ham_dir: Path, tmp_pat
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("lr_schedule", "step", "schedule"), ("label_smoothing", 1.5, "label smoothing"),
-    ("fine_tune", -1, "cannot be negative"), ("model", "resnet", "unknown model"),
-    ("monitor", "accuracy", "unknown monitor"),
+    ("fine_tune", -1, "fine-tune layers must be between 0 and 1000"),
+    ("fine_tune", 3, "--fine-tune does not apply to the mlp model"),
+    ("weights", "w.h5", "--weights does not apply to the mlp model"),
+    ("model", "resnet", "unknown model"), ("monitor", "accuracy", "unknown monitor"),
+    ("val_fraction", 0.5, "validation part must be between"),
 ])
 def test_bad_settings_are_refused_before_any_work(ham_dir: Path, field: str, value: object,
                                                   message: str) -> None:
