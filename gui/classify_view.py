@@ -27,15 +27,12 @@ from PySide6.QtWidgets import (
 
 from core.classes import full_name
 from core.dataset import IMAGE_SUFFIXES
-from core.errors import CancelledError
-from core.inference import Prediction, predict_files
-from core.model_io import LoadedModel
+from core.inference import Prediction
 from core.paths import write_text_atomic
 from gui.about import DISCLAIMER
 from gui.image_panel import ImagePanel
 from gui.plot_canvas import PlotCanvas
 from gui.settings import last_folder, remember_folder
-from gui.tasks import TaskContext
 from gui.widgets import message_label
 
 CHUNK = 64
@@ -63,18 +60,6 @@ def expand_paths(paths: list[str]) -> list[str]:
         else:
             files.append(str(path))
     return files
-
-
-def classify_task(model: LoadedModel, files: list[str], tta: bool | None,
-                  ctx: TaskContext) -> list[Prediction]:
-    """Classify `files` in chunks (runs in a worker), reporting progress."""
-    results: list[Prediction] = []
-    for start in range(0, len(files), CHUNK):
-        if ctx.should_stop():
-            raise CancelledError("classification was stopped")
-        results += predict_files(model, files[start:start + CHUNK], tta=tta)
-        ctx.progress(len(results), len(files))
-    return results
 
 
 class ClassifyView(QWidget):

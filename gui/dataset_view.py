@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,13 +23,10 @@ from PySide6.QtWidgets import (
 )
 
 from core.classes import full_name
-from core.dataset import load_dataset, summarize
-from core.errors import ImageError
-from core.images import load_images, read_image
 from gui.confusion_matrix import PlotPanel
 from gui.image_grid import array_to_pixmap
 from gui.settings import last_folder, remember_folder
-from gui.tasks import TaskContext
+from gui.task_functions import DatasetOverview
 from gui.widgets import message_label, with_empty_state
 
 SAMPLES_PER_CLASS = 6
@@ -44,37 +40,6 @@ EMPTY_TEXT = (
     "(HAM10000_metadata.csv and the image folders), one sub-folder of images per class, "
     "or the ISIC 2018 Task 3 images with their ground-truth CSV.</p>"
 )
-
-
-@dataclass
-class DatasetOverview:
-    """What the view shows: the `summarize` dict and a few thumbnails per class."""
-
-    summary: dict
-    samples: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)
-
-
-def load_overview(folder: str, ctx: TaskContext) -> DatasetOverview:
-    """Read, check and summarise the dataset in `folder` (worker thread: no Qt calls)."""
-    ctx.status(f"Reading {folder}")
-    dataset = load_dataset(folder)
-    ctx.status(f"Checking {len(dataset.records)} images")
-    load_images(dataset, CHECK_PX, on_progress=ctx.progress, should_stop=ctx.should_stop)
-    summary = summarize(dataset)
-    samples: dict[str, list[tuple[str, np.ndarray]]] = {}
-    records = dataset.records
-    for code in dataset.classes:
-        picked: list[tuple[str, np.ndarray]] = []
-        rows = records[records["dx"] == code]
-        for image_id, path in zip(rows["image_id"], rows["path"], strict=True):
-            if len(picked) >= SAMPLES_PER_CLASS or ctx.should_stop():
-                break
-            try:
-                picked.append((str(image_id), read_image(path, SAMPLE_PX, "center")))
-            except ImageError:
-                continue
-        samples[code] = picked
-    return DatasetOverview(summary, samples)
 
 
 def dropped_folder(mime: QMimeData) -> str | None:

@@ -1,4 +1,8 @@
-"""The main window: tabs for each view, menus, status bar; wires view requests to tasks."""
+"""The main window: tabs for each view, menus, status bar; wires view requests to tasks.
+
+Views only emit requests; this window is the one place that starts work, with the task
+functions of `gui.task_functions`, and routes their results back to the views' slots.
+"""
 
 from __future__ import annotations
 
@@ -10,60 +14,17 @@ from PySide6.QtCore import QByteArray, QUrl, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget
 
-from core.errors import ModelError
-from core.paths import BUNDLED_MODEL
 from core.runs import RunFolder
+from gui import task_functions as work
 from gui.about import show_about
-from gui.classify_view import ClassifyView, classify_task
-from gui.dataset_view import DatasetView, load_overview
+from gui.classify_view import ClassifyView
+from gui.dataset_view import DatasetView
 from gui.evaluate_view import EvaluateView
 from gui.model_library import ModelLibrary
 from gui.models_view import ModelsView
 from gui.settings import app_settings
-from gui.tasks import TaskContext, TaskRunner
+from gui.tasks import Task, TaskRunner
 from gui.train_view import TrainView
-
-
-def _load_backend(library: ModelLibrary, ctx: TaskContext) -> str:
-    from core.backend import keras
-
-    ctx.status("Loading plotting and TensorFlow…")
-    import matplotlib.backends.backend_qtagg  # noqa: F401  (first plot tab opens at once)
-    import pandas  # noqa: F401
-
-    keras()
-    if BUNDLED_MODEL.is_file():
-        library.load(BUNDLED_MODEL)
-        library.activate(BUNDLED_MODEL)
-        return str(BUNDLED_MODEL)
-    return ""
-
-
-def _evaluate_folder(library: ModelLibrary, folder: str, ctx: TaskContext) -> dict[str, Any]:
-    from core.inference import evaluate_with_predictions
-
-    model = library.active()
-    if model is None:
-        raise ModelError("no active model: choose one in the Models view first")
-    metrics, table = evaluate_with_predictions(model, folder, on_progress=ctx.progress,
-                                               should_stop=ctx.should_stop)
-    return {"title": f"{model.path.name} on {Path(folder).name}", "metrics": metrics,
-            "predictions": table, "card": model.info.card}
-
-
-def _export_report(data: Any, target: str, ctx: TaskContext) -> str:
-    from core.report import export_report
-
-    ctx.status(f"Writing the report to {target}…")
-    return str(export_report(data, Path(target)))
-
-
-def _gradcam_task(model: Any, path: str, ctx: TaskContext) -> dict[str, Any]:
-    from core.gradcam import display_image, gradcam
-
-    cam = gradcam(model, path)
-    return {"path": path, "image": display_image(path), "heatmap": cam.heatmap,
-            "class_name": cam.class_name}
 
 
 class MainWindow(QMainWindow):
@@ -78,10 +39,10 @@ class MainWindow(QMainWindow):
         self.backend_ready = False
 
         self.dataset_view = DatasetView()
-        self.train_view = TrainView(self.tasks)
+        self.train_view = TrainView()
         self.evaluate_view = EvaluateView()
         self.classify_view = ClassifyView()
-        self.models_view = ModelsView(self.models, self.tasks)
+        self.models_view = ModelsView(self.models)
         self.tabs = QTabWidget()
         for view, title in ((self.dataset_view, "Dataset"), (self.train_view, "Train"),
                             (self.evaluate_view, "Evaluate"), (self.classify_view, "Classify"),
@@ -95,12 +56,17 @@ class MainWindow(QMainWindow):
         self.train_view.run_open_requested.connect(self.open_run)
         self.train_view.run_finished.connect(self.on_run_finished)
         self.train_view.message.connect(self.show_message)
+        self.train_view.train_requested.connect(self.start_training)
+        self.train_view.resume_requested.connect(self.resume_training)
+        self.train_view.stop_requested.connect(self.stop_training)
         self.evaluate_view.evaluate_folder_requested.connect(self.evaluate_folder)
         self.evaluate_view.export_report_requested.connect(self.export_report)
         self.classify_view.classify_requested.connect(self.classify_files)
         self.classify_view.image_panel.gradcam_requested.connect(self.explain_image)
         self.models_view.active_changed.connect(self.on_active_model)
         self.models_view.message.connect(self.show_message)
+        self.models_view.load_requested.connect(self.load_model)
+        self.models_view.import_requested.connect(self.import_model)
         self._build_menus()
         self._restore_geometry()
 
@@ -140,7 +106,7 @@ class MainWindow(QMainWindow):
     # ----- background start-up -------------------------------------------------------------
     def start_background_loading(self) -> None:
         """Import TensorFlow (and the bundled model) in a worker after the window shows."""
-        task = self.tasks.start("backend", partial(_load_backend, self.models))
+        task = self.tasks.start("backend", partial(work.load_backend, self.models))
         task.worker.status.connect(self.show_message)
         task.worker.succeeded.connect(self.on_backend_ready)
         task.worker.failed.connect(self.on_backend_failed)
@@ -165,7 +131,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def open_dataset(self, folder: str) -> None:
         self.dataset_view.show_loading(folder)
-        task = self.tasks.start("dataset", partial(load_overview, folder))
+        task = self.tasks.start("dataset", partial(work.load_overview, folder))
         task.worker.progress.connect(self.dataset_view.set_progress)
         task.worker.succeeded.connect(self.on_dataset_loaded)
         task.worker.failed.connect(self.dataset_view.show_error)
@@ -189,9 +155,53 @@ class MainWindow(QMainWindow):
         if self.models.active() is None and model.is_file():
             self.models_view.activate(model)  # a first trained model becomes the active one
 
+    @Slot(object)
+    def start_training(self, config: Any) -> None:
+        self._train(partial(work.training_task, config, None))
+
+    @Slot(str)
+    def resume_training(self, run_dir: str) -> None:
+        self._train(partial(work.training_task, None, run_dir))
+
+    def _train(self, fn: Any) -> None:
+        view = self.train_view
+        task = self.tasks.start("train", fn)
+        task.worker.report.connect(view.on_event)
+        task.worker.status.connect(view.on_status)
+        task.worker.progress.connect(view.on_load_progress)
+        task.worker.succeeded.connect(view.on_finished)
+        task.worker.failed.connect(view.on_failed)
+        task.worker.cancelled.connect(view.on_failed)
+        task.worker.done.connect(view.on_done)
+        view.set_running(True)
+        self.tasks.run(task)
+
+    @Slot()
+    def stop_training(self) -> None:
+        for task in self.tasks.running("train"):
+            task.stop()
+
+    @Slot(object)
+    def load_model(self, path: Path) -> None:
+        task = self.tasks.start("load-model", partial(work.load_model_task, self.models, path,
+                                                      True))
+        self._to_models_view(task, self.models_view.on_activated)
+
+    @Slot(object)
+    def import_model(self, source: Path) -> None:
+        task = self.tasks.start("import-model", partial(work.import_model_task, self.models,
+                                                        source))
+        self._to_models_view(task, self.models_view.on_imported)
+
+    def _to_models_view(self, task: Task, on_success: Any) -> None:
+        task.worker.status.connect(self.show_message)
+        task.worker.succeeded.connect(on_success)
+        task.worker.failed.connect(self.models_view.show_error)
+        self.tasks.run(task)
+
     @Slot(str)
     def evaluate_folder(self, folder: str) -> None:
-        task = self.tasks.start("evaluate", partial(_evaluate_folder, self.models, folder))
+        task = self.tasks.start("evaluate", partial(work.evaluate_folder, self.models, folder))
         task.worker.progress.connect(self.evaluate_view.set_progress)
         task.worker.succeeded.connect(self.evaluate_view.show_evaluation)
         task.worker.failed.connect(self.evaluate_view.show_error)
@@ -199,7 +209,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object, str)
     def export_report(self, data: Any, target: str) -> None:
-        task = self.tasks.start("report", partial(_export_report, data, target))
+        task = self.tasks.start("report", partial(work.export_report_task, data, target))
         task.worker.status.connect(self.show_message)
         task.worker.succeeded.connect(self.evaluate_view.report_written)
         task.worker.failed.connect(self.evaluate_view.show_error)
@@ -216,7 +226,7 @@ class MainWindow(QMainWindow):
         self.classify_view.show_busy(len(files))
         # unchecked: the model's own recipe decides (a model may always use flips)
         tta = True if self.classify_view.tta_check.isChecked() else None
-        task = self.tasks.start("classify", partial(classify_task, model, files, tta))
+        task = self.tasks.start("classify", partial(work.classify_task, model, files, tta))
         task.worker.progress.connect(self.classify_view.set_progress)
         task.worker.succeeded.connect(self.classify_view.show_predictions)
         task.worker.failed.connect(self.classify_view.show_error)
@@ -229,7 +239,7 @@ class MainWindow(QMainWindow):
         if model is None:
             panel.show_gradcam_error("no active model")
             return
-        task = self.tasks.start("gradcam", partial(_gradcam_task, model, path))
+        task = self.tasks.start("gradcam", partial(work.gradcam_task, model, path))
         task.worker.succeeded.connect(panel.show_gradcam)
         task.worker.failed.connect(panel.show_gradcam_error)
         self.tasks.run(task)

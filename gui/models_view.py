@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -22,21 +21,7 @@ from PySide6.QtWidgets import (
 from core.classes import full_name
 from gui.model_library import ModelEntry, ModelLibrary, list_models
 from gui.settings import last_folder, remember_folder
-from gui.tasks import TaskContext, TaskRunner
 from gui.widgets import message_label
-
-
-def _load_task(library: ModelLibrary, path: Path, activate: bool, ctx: TaskContext) -> str:
-    ctx.status(f"Loading {path.name}…")
-    library.load(path)
-    if activate:
-        library.activate(path)
-    return str(path)
-
-
-def _import_task(library: ModelLibrary, source: Path, ctx: TaskContext) -> str:
-    ctx.status(f"Checking {source.name} (safe mode)…")
-    return str(library.import_file(source))
 
 
 def describe(entry: ModelEntry) -> str:
@@ -78,11 +63,12 @@ class ModelsView(QWidget):
 
     active_changed = Signal(str)
     message = Signal(str)
+    load_requested = Signal(object)  # a model file to load and make active
+    import_requested = Signal(object)  # a model file to check and copy into the library
 
-    def __init__(self, library: ModelLibrary, tasks: TaskRunner,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, library: ModelLibrary, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.library, self.tasks = library, tasks
+        self.library = library
         self.entries: list[ModelEntry] = []
         self.list = QListWidget()
         self.list.currentRowChanged.connect(self._show_current)
@@ -150,11 +136,7 @@ class ModelsView(QWidget):
     def activate(self, path: Path) -> None:
         """Load `path` in a worker and make it the active model."""
         self.error_label.setVisible(False)
-        task = self.tasks.start("load-model", partial(_load_task, self.library, path, True))
-        task.worker.status.connect(self.message)
-        task.worker.succeeded.connect(self._on_activated)
-        task.worker.failed.connect(self.show_error)
-        self.tasks.run(task)
+        self.load_requested.emit(Path(path))
 
     def choose_import(self) -> None:
         """Ask for a `.keras` file, check it in safe mode, and add it to the library."""
@@ -167,20 +149,18 @@ class ModelsView(QWidget):
     def import_model(self, source: Path) -> None:
         """Validate and copy `source` into the library (in a worker)."""
         self.error_label.setVisible(False)
-        task = self.tasks.start("import-model", partial(_import_task, self.library, source))
-        task.worker.status.connect(self.message)
-        task.worker.succeeded.connect(self._on_imported)
-        task.worker.failed.connect(self.show_error)
-        self.tasks.run(task)
+        self.import_requested.emit(Path(source))
 
     @Slot(object)
-    def _on_imported(self, path: str) -> None:
+    def on_imported(self, path: str) -> None:
+        """A requested import succeeded: list the model and make it active."""
         self.refresh()
         self.message.emit(f"Imported {Path(path).name}")
         self.activate(Path(path))
 
     @Slot(object)
-    def _on_activated(self, path: str) -> None:
+    def on_activated(self, path: str) -> None:
+        """A requested load succeeded: the model is now active."""
         self.set_active(Path(path))
 
     def set_active(self, path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -27,38 +25,10 @@ from core.errors import SkinLesionError
 from core.models import MODELS
 from core.runs import RunFolder
 from gui.run_list import RunListWidget
-from gui.tasks import Task, TaskContext, TaskRunner
 from gui.train_settings import TrainSettings
 from gui.training_curves import TrainingCurves
 
 BATCH_EVENT_INTERVAL_S = 0.05  # enough for a smooth bar without flooding the GUI thread
-
-
-def training_task(config: TrainConfig | None, resume_dir: str | None,
-                  ctx: TaskContext) -> dict[str, Any]:
-    """Run `core.training.train` (or `resume`) in a worker, forwarding hooks as events."""
-    from core.training import resume, train
-
-    last = 0.0
-
-    def on_batch(progress: BatchProgress) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if progress.batch == progress.batches or now - last >= BATCH_EVENT_INTERVAL_S:
-            last = now
-            ctx.event(progress)
-
-    hooks: dict[str, Any] = dict(on_epoch=ctx.event, on_batch=on_batch,
-                                 should_stop=ctx.should_stop, on_status=ctx.status,
-                                 on_load_progress=ctx.progress)
-    if resume_dir:
-        result = resume(resume_dir, **hooks)
-    elif config is not None:
-        result = train(config, **hooks)
-    else:
-        raise ValueError("training_task needs a config or a run folder to resume")
-    return {"run_dir": str(result.run_dir), "metrics": result.metrics,
-            "stopped": result.stopped, "best_epoch": result.best_epoch}
 
 
 def _clock(seconds: float) -> str:
@@ -72,11 +42,13 @@ class TrainView(QWidget):
     run_open_requested = Signal(str)
     run_finished = Signal(str)
     message = Signal(str)
+    train_requested = Signal(object)  # a TrainConfig
+    resume_requested = Signal(str)  # a run folder
+    stop_requested = Signal()
 
-    def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.tasks = tasks
-        self.task: Task | None = None
+        self.running = False
         self.dataset = ""
         self._fit_started: float | None = None
         self._run_started = 0.0
@@ -144,7 +116,7 @@ class TrainView(QWidget):
         self._update_enabled()
 
     def _update_enabled(self) -> None:
-        running = self.task is not None
+        running = self.running
         self.settings.setEnabled(not running)
         self.start_button.setEnabled(bool(self.dataset) and not running)
         self.stop_button.setEnabled(running)
@@ -162,16 +134,16 @@ class TrainView(QWidget):
     @Slot()
     def start_clicked(self) -> None:
         """Start a run with the current settings (ignored while one runs)."""
-        if self.task is not None or not self.dataset:
+        if self.running or not self.dataset:
             return
         config = self.config()
         self._begin(config.epochs, f"Starting {MODELS[config.model].title} on {config.data_dir}")
-        self._run(partial(training_task, config, None))
+        self.train_requested.emit(config)
 
     @Slot(str)
     def resume_run(self, run_dir: str) -> None:
         """Continue a stopped or killed run from its last completed epoch."""
-        if self.task is not None:
+        if self.running:
             return
         run = RunFolder(run_dir)
         try:
@@ -183,11 +155,11 @@ class TrainView(QWidget):
         except (SkinLesionError, OSError, ValueError, KeyError) as exc:
             self._log(f"Cannot resume {run.name}: {exc}")
             return
-        self._begin(epochs, f"Resuming {Path(run_dir).name}")
+        self._begin(epochs, f"Resuming {run.name}")
         for row in history:
             self.curves.add_epoch(int(row["epoch"]), row)
         self.epoch_bar.setValue(len(history))
-        self._run(partial(training_task, None, run_dir))
+        self.resume_requested.emit(run_dir)
 
     def _begin(self, epochs: int, message: str) -> None:
         self.curves.start_run(epochs)
@@ -200,24 +172,16 @@ class TrainView(QWidget):
         self._fit_started, self._run_started = None, time.monotonic()
         self._log(message)
 
-    def _run(self, fn: Any) -> None:
-        task = self.tasks.start("train", fn)
-        task.worker.report.connect(self.on_event)
-        task.worker.status.connect(self.on_status)
-        task.worker.progress.connect(self.on_load_progress)
-        task.worker.succeeded.connect(self.on_finished)
-        task.worker.failed.connect(self.on_failed)
-        task.worker.cancelled.connect(self.on_failed)
-        task.worker.done.connect(self.on_done)
-        self.task = task
+    def set_running(self, running: bool) -> None:
+        """Called by whoever runs the training: the form locks while a run is in progress."""
+        self.running = running
         self._update_enabled()
-        self.tasks.run(task)
 
     @Slot()
     def stop_clicked(self) -> None:
         """Ask the running training to stop after the current batch."""
-        if self.task is not None:
-            self.task.stop()
+        if self.running:
+            self.stop_requested.emit()
             self.stop_button.setEnabled(False)
             self._log("Stopping after this batch; the best epoch so far is kept…")
 
@@ -282,8 +246,7 @@ class TrainView(QWidget):
 
     @Slot()
     def on_done(self) -> None:
-        self.task = None
-        self._update_enabled()
+        self.set_running(False)
 
     @Slot(str)
     def on_status(self, text: str) -> None:
@@ -300,4 +263,4 @@ class TrainView(QWidget):
 
     def is_running(self) -> bool:
         """Whether a training run is in progress."""
-        return self.task is not None
+        return self.running

@@ -12,8 +12,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
-from gui.dataset_view import DatasetOverview, DatasetView, load_overview
+from gui.dataset_view import DatasetView
 from gui.settings import last_folder, remember_folder
+from gui.task_functions import DatasetOverview, load_overview
 from gui.tasks import TaskContext, TaskRunner
 
 

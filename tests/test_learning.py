@@ -106,12 +106,11 @@ def test_a_frozen_backbone_run_resumes_in_feature_cache_mode(ham_dir: Path,
 
 
 def test_a_failing_training_shows_its_error_in_the_train_view(qtbot, tmp_path: Path) -> None:
-    from gui.tasks import TaskRunner
-    from gui.train_view import TrainView
+    from gui.main_window import MainWindow
 
-    runner = TaskRunner()
-    view = TrainView(runner)
-    qtbot.addWidget(view)
+    window = MainWindow()
+    qtbot.addWidget(window)
+    view = window.train_view
     (tmp_path / "empty").mkdir()
     view.set_dataset(str(tmp_path / "empty"))
     view.start_clicked()

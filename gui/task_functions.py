@@ -1,0 +1,159 @@
+"""Every function the GUI runs in a worker thread, in one place.
+
+Each takes its inputs and a `TaskContext` last (progress, status, events, stop poll), makes
+no Qt calls, and returns plain data. `gui.main_window.MainWindow` is the one place that
+starts them, through `gui.tasks.TaskRunner` (at most one task of each kind).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.checkpoints import BatchProgress
+from core.config import TrainConfig
+from core.dataset import load_dataset, summarize
+from core.errors import CancelledError, ImageError, ModelError
+from core.images import load_images, read_image
+from core.inference import Prediction, predict_files
+from core.model_io import LoadedModel
+from core.paths import BUNDLED_MODEL
+from gui.model_library import ModelLibrary
+from gui.tasks import TaskContext
+
+SAMPLES_PER_CLASS = 6
+SAMPLE_PX = 96
+CHECK_PX = 32  # every image is decoded once at this size so unreadable ones are found
+CHUNK = 64  # images classified between stop checks and progress reports
+BATCH_EVENT_INTERVAL_S = 0.05  # enough for a smooth bar without flooding the GUI thread
+
+
+@dataclass
+class DatasetOverview:
+    """What the view shows: the `summarize` dict and a few thumbnails per class."""
+
+    summary: dict
+    samples: dict[str, list[tuple[str, np.ndarray]]] = field(default_factory=dict)
+
+
+def load_overview(folder: str, ctx: TaskContext) -> DatasetOverview:
+    """Read, check and summarise the dataset in `folder` (worker thread: no Qt calls)."""
+    ctx.status(f"Reading {folder}")
+    dataset = load_dataset(folder)
+    ctx.status(f"Checking {len(dataset.records)} images")
+    load_images(dataset, CHECK_PX, on_progress=ctx.progress, should_stop=ctx.should_stop)
+    summary = summarize(dataset)
+    samples: dict[str, list[tuple[str, np.ndarray]]] = {}
+    records = dataset.records
+    for code in dataset.classes:
+        picked: list[tuple[str, np.ndarray]] = []
+        rows = records[records["dx"] == code]
+        for image_id, path in zip(rows["image_id"], rows["path"], strict=True):
+            if len(picked) >= SAMPLES_PER_CLASS or ctx.should_stop():
+                break
+            try:
+                picked.append((str(image_id), read_image(path, SAMPLE_PX, "center")))
+            except ImageError:
+                continue
+        samples[code] = picked
+    return DatasetOverview(summary, samples)
+
+
+def classify_task(model: LoadedModel, files: list[str], tta: bool | None,
+                  ctx: TaskContext) -> list[Prediction]:
+    """Classify `files` in chunks (runs in a worker), reporting progress."""
+    results: list[Prediction] = []
+    for start in range(0, len(files), CHUNK):
+        if ctx.should_stop():
+            raise CancelledError("classification was stopped")
+        results += predict_files(model, files[start:start + CHUNK], tta=tta)
+        ctx.progress(len(results), len(files))
+    return results
+
+
+def training_task(config: TrainConfig | None, resume_dir: str | None,
+                  ctx: TaskContext) -> dict[str, Any]:
+    """Run `core.training.train` (or `resume`) in a worker, forwarding hooks as events."""
+    from core.training import resume, train
+
+    last = 0.0
+
+    def on_batch(progress: BatchProgress) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if progress.batch == progress.batches or now - last >= BATCH_EVENT_INTERVAL_S:
+            last = now
+            ctx.event(progress)
+
+    hooks: dict[str, Any] = dict(on_epoch=ctx.event, on_batch=on_batch,
+                                 should_stop=ctx.should_stop, on_status=ctx.status,
+                                 on_load_progress=ctx.progress)
+    if resume_dir:
+        result = resume(resume_dir, **hooks)
+    elif config is not None:
+        result = train(config, **hooks)
+    else:
+        raise ValueError("training_task needs a config or a run folder to resume")
+    return {"run_dir": str(result.run_dir), "metrics": result.metrics,
+            "stopped": result.stopped, "best_epoch": result.best_epoch}
+
+
+def load_backend(library: ModelLibrary, ctx: TaskContext) -> str:
+    from core.backend import keras
+
+    ctx.status("Loading plotting and TensorFlow…")
+    import matplotlib.backends.backend_qtagg  # noqa: F401  (first plot tab opens at once)
+    import pandas  # noqa: F401
+
+    keras()
+    if BUNDLED_MODEL.is_file():
+        library.load(BUNDLED_MODEL)
+        library.activate(BUNDLED_MODEL)
+        return str(BUNDLED_MODEL)
+    return ""
+
+
+def evaluate_folder(library: ModelLibrary, folder: str, ctx: TaskContext) -> dict[str, Any]:
+    from core.inference import evaluate_with_predictions
+
+    model = library.active()
+    if model is None:
+        raise ModelError("no active model: choose one in the Models view first")
+    metrics, table = evaluate_with_predictions(model, folder, on_progress=ctx.progress,
+                                               should_stop=ctx.should_stop)
+    return {"title": f"{model.path.name} on {Path(folder).name}", "metrics": metrics,
+            "predictions": table, "card": model.info.card}
+
+
+def export_report_task(data: Any, target: str, ctx: TaskContext) -> str:
+    from core.report import export_report
+
+    ctx.status(f"Writing the report to {target}…")
+    return str(export_report(data, Path(target)))
+
+
+def gradcam_task(model: Any, path: str, ctx: TaskContext) -> dict[str, Any]:
+    from core.gradcam import display_image, gradcam
+
+    cam = gradcam(model, path)
+    return {"path": path, "image": display_image(path), "heatmap": cam.heatmap,
+            "class_name": cam.class_name}
+
+
+def load_model_task(library: ModelLibrary, path: Path, activate: bool, ctx: TaskContext) -> str:
+    ctx.status(f"Loading {path.name}…")
+    library.load(path)
+    if activate:
+        library.activate(path)
+    return str(path)
+
+
+def import_model_task(library: ModelLibrary, source: Path, ctx: TaskContext) -> str:
+    ctx.status(f"Checking {source.name} (safe mode)…")
+    return str(library.import_file(source))
+
+
