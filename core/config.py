@@ -35,6 +35,7 @@ class Option:
     high: float | None = None
     models: frozenset[str] | None = None  # None: every model
     kind: str = ""  # a special editor: "path" (a file), "balance", "dataset"; "" from the type
+    cli: str = ""  # the CLI flag when it is not --the-field-name
 
 
 def _opt(default: Any, **option: Any) -> Any:
@@ -45,7 +46,8 @@ def _opt(default: Any, **option: Any) -> Any:
 class TrainConfig:
     """Everything that defines a training run (the study's values are the defaults)."""
 
-    data_dir: str = _opt("", help="dataset folder", label="Dataset", kind="dataset")
+    data_dir: str = _opt("", help="dataset folder", label="Dataset", kind="dataset",
+                         cli="--data")
     model: str = _opt("cnn", help="model to train", label="Model", choices=tuple(MODELS))
     image_size: int | None = _opt(None, help="input size in pixels (default: the model's: "
                                   + ", ".join(f"{k} {v.image_size}" for k, v in MODELS.items())
@@ -84,12 +86,13 @@ class TrainConfig:
                         label="Keep the epoch with", choices=MONITORS)
     cache_features: bool = _opt(True, help="frozen backbone without augmentation: compute "
                                 "its features once and train only the head on them",
-                                label="Cache backbone features", models=TRANSFER)
+                                label="Cache backbone features", models=TRANSFER,
+                                cli="--feature-cache")
     init_from: str | None = _opt(None, help="start from this saved model's weights (same model "
                                  "and size), e.g. fine-tune a frozen run", label="Start from",
                                  kind="path")
     use_cache: bool = _opt(True, help="keep decoded images in the per-user cache",
-                           label="Cache decoded images")
+                           label="Cache decoded images", cli="--image-cache")
 
     @property
     def size(self) -> int:
@@ -114,8 +117,7 @@ class TrainConfig:
                                "training")
         for name in ("weights", "fine_tune"):  # cache_features is derived: see `resolve`
             if not applies(name, self.model) and getattr(self, name) != default(name):
-                flag = "--" + name.replace("_", "-")
-                raise DatasetError(f"{flag} does not apply to the {self.model} model "
+                raise DatasetError(f"{flag(name)} does not apply to the {self.model} model "
                                    f"(only to {', '.join(sorted(option(name).models or []))})")
 
     def uses_feature_cache(self) -> bool:
@@ -158,8 +160,8 @@ def field_names() -> list[str]:
 
 
 def flag(name: str) -> str:
-    """The CLI flag of a field: `--data` for `data_dir`, else `--name-with-dashes`."""
-    return "--data" if name == "data_dir" else "--" + name.replace("_", "-")
+    """The CLI flag of a field: its `Option.cli`, else `--name-with-dashes`."""
+    return option(name).cli or "--" + name.replace("_", "-")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,10 +173,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=dflt, help=help_text)
             continue
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        base = str(f.type).split(" ")[0]
+        kind = {"int": int, "float": float}.get(base, str)
+        metavar = {"int": "N", "float": "X"}.get(base) or {
+            "dataset": "DIR", "path": "PATH", "balance": "MODE"}.get(opt.kind, "VALUE")
         parser.add_argument(flag(f.name), dest=f.name, type=kind, default=dflt,
                             choices=list(opt.choices) or None, help=help_text,
-                            metavar=f.name.upper() if not opt.choices else None)
+                            metavar=None if opt.choices else metavar)
 
 
 def from_arguments(args: argparse.Namespace) -> TrainConfig:
