@@ -182,10 +182,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.inference import predict_files, resolve_model
+    from core.inference import expand_paths, predict_files, predictions_csv, resolve_model
 
+    files = expand_paths(args.images)
+    if not files:
+        raise SkinLesionError("no image files found in what was given")
     model = resolve_model(args.model)
-    predictions = predict_files(model, args.images, tta=args.tta)
+    predictions = []
+    progress = Progress("classifying")
+    for start in range(0, len(files), 256):
+        predictions += predict_files(model, files[start:start + 256], tta=args.tta)
+        if len(files) > 256:
+            progress(len(predictions), len(files))
+    if args.csv is not None:
+        from core.paths import write_text_atomic
+
+        write_text_atomic(args.csv, predictions_csv(predictions))
+        _say(f"wrote {args.csv} ({len(predictions)} rows)")
     if model.domain is None:
         _say(NO_GATE_NOTICE)
     lines = []
@@ -275,13 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write the report as a PDF")
     rp.set_defaults(func=cmd_report)
 
-    pr = sub.add_parser("predict", parents=[common], help="classify image files")
+    pr = sub.add_parser("predict", parents=[common], help="classify image files and folders")
     pr.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
     pr.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                     help="average over flips (test-time aug.; default: the model's recipe)")
     pr.add_argument("--gradcam", type=Path, default=None, metavar="OUT_DIR",
                     help="write a Grad-CAM overlay PNG per image into OUT_DIR")
-    pr.add_argument("images", nargs="+", type=Path)
+    pr.add_argument("--csv", type=Path, default=None, metavar="OUT.csv",
+                    help="also write one row per image (path, label, confidence, in_domain, "
+                    "domain_score, one column per class, error)")
+    pr.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER",
+                    help="image files, or folders (searched recursively for images)")
     pr.set_defaults(func=cmd_predict)
     return parser
 

@@ -133,3 +133,43 @@ def predict_files(model: str | Path | LoadedModel | None, files: Sequence[str | 
             results[i].probabilities = {c: float(v)
                                         for c, v in zip(loaded.info.classes, p, strict=True)}
     return results
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[str]:
+    """Files as given; folders replaced by the images below them, recursively, sorted."""
+    from core.dataset import IMAGE_SUFFIXES
+
+    files: list[str] = []
+    for item in paths:
+        path = Path(item)
+        if path.is_dir():
+            files += [str(p) for p in sorted(path.rglob("*"))
+                      if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        else:
+            files.append(str(path))
+    return files
+
+
+def predictions_csv(predictions: Sequence[Prediction]) -> str:
+    """CSV text, one row per image: path, label, confidence, in_domain, domain_score, one
+    probability column per class (named by the class), then error.
+
+    A refused image keeps its label and probabilities (in_domain says it was refused); an
+    unreadable file has only its path and error; without a gate in_domain is empty.
+    """
+    import csv
+    import io
+
+    classes = next((list(p.probabilities) for p in predictions if p.probabilities), [])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["path", "label", "confidence", "in_domain", "domain_score", *classes,
+                     "error"])
+    for p in predictions:
+        probs = [f"{p.probabilities[c]:.6f}" for c in classes] if p.probabilities else \
+            [""] * len(classes)
+        in_domain = "" if p.in_domain is None else str(p.in_domain).lower()
+        score = "" if p.domain_score is None else f"{p.domain_score:.4f}"
+        writer.writerow([p.path, p.label, "" if p.error else f"{p.confidence:.6f}", in_domain,
+                         score, *probs, p.error])
+    return buffer.getvalue()

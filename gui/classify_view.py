@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -27,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from core.classes import full_name
 from core.dataset import IMAGE_SUFFIXES
-from core.inference import Prediction
+from core.inference import Prediction, expand_paths, predictions_csv
 from core.paths import write_text_atomic
 from gui.about import DISCLAIMER
 from gui.image_panel import ImagePanel
@@ -47,19 +45,6 @@ def domain_text(p: Prediction) -> str:
     if p.in_domain is None or p.domain_score is None:
         return "—"
     return f"{'yes' if p.in_domain else 'NO'} ({p.domain_score:.2f})"
-
-
-def expand_paths(paths: list[str]) -> list[str]:
-    """Files as given, folders replaced by the images below them (sorted)."""
-    files: list[str] = []
-    for item in paths:
-        path = Path(item)
-        if path.is_dir():
-            files += [str(p) for p in sorted(path.rglob("*"))
-                      if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-        else:
-            files.append(str(path))
-    return files
 
 
 class ClassifyView(QWidget):
@@ -312,23 +297,3 @@ class ClassifyView(QWidget):
                 write_text_atomic(Path(path), predictions_csv(self.predictions))
             except OSError as exc:
                 QMessageBox.warning(self, "Could not export", str(exc))
-
-
-def predictions_csv(predictions: list[Prediction]) -> str:
-    """CSV text: file, prediction, full name, confidence, in_domain, domain_score, error,
-    then one column per class (the model's label and probabilities, also for refused images).
-    """
-    classes = next((list(p.probabilities) for p in predictions if p.probabilities), [])
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["file", "prediction", "full_name", "confidence", "in_domain",
-                     "domain_score", "error", *classes])
-    for p in predictions:
-        probs = [f"{p.probabilities[c]:.6f}" for c in classes] if p.probabilities else \
-            [""] * len(classes)
-        in_domain = "" if p.in_domain is None else str(p.in_domain).lower()
-        score = "" if p.domain_score is None else f"{p.domain_score:.4f}"
-        writer.writerow([p.path, p.label, p.full_name,
-                         "" if p.error else f"{p.confidence:.6f}", in_domain, score, p.error,
-                         *probs])
-    return buffer.getvalue()

@@ -106,3 +106,27 @@ def test_report_of_a_folder_that_is_not_a_run_fails_in_one_line(
     assert main(["report", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path} is not a finished training "
                                                "run (no metrics.json)")
+
+
+def test_predict_on_a_folder_writes_a_csv_row_per_image_with_a_broken_one(
+        tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    folder = tmp_path / "photos"
+    make_image(folder / "b" / "two.png", CLASS_COLOURS["nv"])
+    make_image(folder / "a.jpg", CLASS_COLOURS["mel"])
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    (folder / "notes.txt").write_text("not an image, not listed")
+    out = tmp_path / "out.csv"
+    assert main(["predict", "--model", str(tiny_model), str(folder), "--csv", str(out)]) == 1
+    capsys.readouterr()
+    rows = list(csv.DictReader(out.open()))
+    assert [Path(r["path"]).relative_to(folder).as_posix() for r in rows] == [
+        "a.jpg", "b/two.png", "broken.jpg"]  # recursive, images only, sorted
+    header = list(rows[0])
+    assert header == ["path", "label", "confidence", "in_domain", "domain_score",
+                      "akiec", "bcc", "bkl", "df", "mel", "nv", "vasc", "error"]
+    good = rows[0]
+    assert good["label"] in header and good["in_domain"] == "true" and good["error"] == ""
+    assert abs(sum(float(good[c]) for c in header[5:12]) - 1) < 1e-4
+    assert rows[2]["label"] == "" and "not an image" in rows[2]["error"]
