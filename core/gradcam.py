@@ -52,7 +52,24 @@ def _run_chain(model: Any, feature_layer: Any, x: Any) -> tuple[Any, Any]:
 
 def heatmap_at_input(model: Any, image: np.ndarray, class_index: int | None = None
                      ) -> tuple[np.ndarray, int]:
-    """Grad-CAM at the model's input size for one (size, size, 3) image."""
+    """Grad-CAM at the model's input size for one (size, size, 3) image.
+
+    An ensemble's heatmap is the mean of its members' heatmaps for the ensemble's class.
+    """
+    from core.ensemble import members, single_output
+
+    if members(model):
+        index = int(np.argmax(model(image[None].astype(np.float32), training=False)[0])) \
+            if class_index is None else class_index
+        size, maps = image.shape[0], []
+        for member in members(model):
+            own = int(member.input_shape[1])
+            scaled = image if own == size else np.asarray(
+                Image.fromarray(image).resize((own, own), Image.Resampling.BILINEAR))
+            cam, _ = heatmap_at_input(single_output(member), scaled, index)
+            maps.append(np.asarray(Image.fromarray(cam).resize((size, size),
+                                                                Image.Resampling.BILINEAR)))
+        return np.clip(np.mean(maps, axis=0), 0, 1).astype(np.float32), index
     tf_ = tf()
     layer = _feature_layer(model)
     x = tf_.convert_to_tensor(image[None].astype(np.float32))

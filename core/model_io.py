@@ -123,6 +123,10 @@ def penultimate(model: Any) -> Any:
     Not `model.layers[-1].input`: a transfer model's head shares its layers with the full
     model, and a shared layer's `.input` is that of its first call, in the other graph.
     """
+    from core.ensemble import first_member_features, members
+
+    if members(model):  # an ensemble: its first member's features
+        return first_member_features(model)
     layer, node_index, _ = model.outputs[0]._keras_history
     return layer._inbound_nodes[node_index].input_tensors[0]
 
@@ -147,51 +151,24 @@ def run_batches(call: Any, images: np.ndarray, batch_size: int, tta: bool,
     """(mean probabilities over the views, features of the unflipped view) per image.
 
     `call` is a `compiled_call(..., with_features=True)`; the flips are the horizontal,
-    vertical and double flips (a lesion has no preferred orientation).
+    vertical and double flips (a lesion has no preferred orientation). The views of a chunk
+    go through the model in one call: four single images cost little more than one.
     """
     if len(images) == 0:
         return np.zeros((0, n_classes), dtype=np.float32), None
-    views = [images]
-    if tta:
-        views += [images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]]
-    total, features = None, None
-    for v, view in enumerate(views):
-        probas, feats = [], []
-        for i in range(0, len(view), batch_size):
-            proba, feat = call(np.ascontiguousarray(view[i:i + batch_size], np.float32))
-            probas.append(np.asarray(proba))
-            if v == 0:
-                feats.append(np.asarray(feat).reshape(len(proba), -1))
-        proba_all = np.concatenate(probas)
-        total = proba_all if total is None else total + proba_all
-        if v == 0:
-            features = np.concatenate(feats)
-    assert total is not None
-    return total / len(views), features
-
-
-def predict_probabilities(model: Any, images: np.ndarray, batch_size: int = 64,
-                          tta: bool = False, call: Any = None) -> np.ndarray:
-    """Call the model directly per batch (no `model.predict` overhead).
-
-    `call` is a `compiled_call(model)` to reuse; without it the model runs eagerly. With
-    `tta`, average over the image and its horizontal, vertical and double flips
-    (test-time augmentation: a lesion has no preferred orientation).
-    """
-    run = call or (lambda x: model(x, training=False))
-    if len(images) == 0:
-        return np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
-    views = [images]
-    if tta:
-        views += [images[:, :, ::-1], images[:, ::-1], images[:, ::-1, ::-1]]
-    total = None
-    for view in views:
-        parts = [np.asarray(run(np.ascontiguousarray(view[i:i + batch_size], np.float32)))
-                 for i in range(0, len(view), batch_size)]
-        proba = np.concatenate(parts)
-        total = proba if total is None else total + proba
-    assert total is not None
-    return total / len(views)
+    n_views = 4 if tta else 1
+    step = max(1, batch_size // n_views)
+    probas, feats = [], []
+    for i in range(0, len(images), step):
+        chunk = images[i:i + step]
+        views = [chunk]
+        if tta:
+            views += [chunk[:, :, ::-1], chunk[:, ::-1], chunk[:, ::-1, ::-1]]
+        proba, feat = call(np.ascontiguousarray(np.concatenate(views), np.float32))
+        proba = np.asarray(proba).reshape(n_views, len(chunk), -1)
+        probas.append(proba.mean(axis=0))
+        feats.append(np.asarray(feat)[:len(chunk)].reshape(len(chunk), -1))
+    return np.concatenate(probas), np.concatenate(feats)
 
 
 def save_model(model: Any, path: str | Path, info: ModelInfo,

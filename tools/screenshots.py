@@ -2,7 +2,7 @@
 
     Xvfb :99 -screen 0 1280x900x24 &
     DISPLAY=:99 SKIN_LESION_HOME=$(mktemp -d) .venv/bin/python tools/screenshots.py \
-        --data ../shared/datasets/ham10000 --out docs/screenshots
+        --data ../shared/datasets/ham10000 --out docs/screenshots --photo astronaut.png
 
 Screenshots are taken of the whole X screen with ImageMagick's `import -window root`, i.e.
 what a user sees. A short CNN run (3 epochs) provides the Train and Evaluate content.
@@ -55,6 +55,9 @@ def main() -> int:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--out", default=Path("docs/screenshots"), type=Path)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--photo", type=Path, default=None,
+                        help="a photo that is not a skin lesion, for the refusal shot (e.g. "
+                        "astronaut.png from scikit-image's wheel: a NASA public-domain photo)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv)
@@ -94,6 +97,8 @@ def main() -> int:
     shot(app, args.out, "evaluate-report")
     ev.tabs.setCurrentIndex(2)
     shot(app, args.out, "evaluate-roc")
+    ev.tabs.setCurrentWidget(ev.reliability)
+    shot(app, args.out, "evaluate-reliability")
 
     win.tabs.setCurrentWidget(win.models_view)
     if BUNDLED_MODEL.is_file():  # the classify shots show the model users start with
@@ -118,6 +123,10 @@ def main() -> int:
     win.classify_view.request([str(p) for p in several])
     wait(app, lambda: win.classify_view.table.rowCount() == 12, timeout=120)
     shot(app, args.out, "classify-many")
+    if args.photo is not None:  # a photo that is not skin: refused, no diagnosis
+        win.classify_view.request([str(args.photo)])
+        wait(app, lambda: win.classify_view.refusal.isVisible(), timeout=120)
+        shot(app, args.out, "classify-refused")
     win.close()
     return 0
 
