@@ -1,9 +1,9 @@
 """Ensembles: several saved models averaged inside one Keras model, so one file is the recipe.
 
-The ensemble takes the first member's input size; a member trained at another size gets a
-`Resizing` layer in front. Each member is a nested model named `member_<i>` with two outputs,
-its probabilities and its penultimate features; the ensemble's output is the mean of the
-probabilities (a `probabilities` Average layer). Plain Keras layers only, so the file loads
+The ensemble's input size is the largest member's (or `size`); a member trained at another
+size gets a `Resizing` layer in front. Each member is a nested model named `member_<i>` with
+two outputs, its probabilities and its penultimate features; the ensemble's output is the mean
+of the probabilities (a `probabilities` Average layer). Plain Keras layers only, so the file loads
 in safe mode. The domain gate reads the first member's features; Grad-CAM averages the
 members' heatmaps for the ensemble's class.
 """
@@ -19,12 +19,17 @@ from core.models import FEATURES
 PREFIX = "member_"
 
 
-def build_ensemble(members: list[Any], name: str = "ensemble") -> Any:
-    """One model averaging `members` (Keras models with a `features` layer) on raw images."""
+def build_ensemble(members: list[Any], size: int | None = None,
+                   name: str = "ensemble") -> Any:
+    """One model averaging `members` (Keras models with a `features` layer) on raw images.
+
+    The first member's features feed the domain gate: put the member whose features tell
+    lesions from other images best first.
+    """
     if len(members) < 2:
         raise ModelError("an ensemble needs at least two models")
     layers = keras().layers
-    size = int(members[0].input_shape[1])
+    size = size or max(int(m.input_shape[1]) for m in members)
     inputs = keras().Input((size, size, 3), name="image")
     probabilities = []
     for i, member in enumerate(members):

@@ -18,7 +18,8 @@ def test_ensemble_averages_its_members_and_keeps_gate_and_gradcam_working(
 
     a = build_transfer("mobilenetv2", 96, 3, weights=None)
     b = build_transfer("mobilenetv2", 64, 3, weights=None)
-    ensemble = build_ensemble([a, b])
+    ensemble = build_ensemble([b, a])  # the input is the larger member's size
+    assert ensemble.input_shape[1] == 96
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 96, 96, 3)).astype(np.uint8)
     small = np.stack([np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(i)
@@ -34,7 +35,7 @@ def test_ensemble_averages_its_members_and_keeps_gate_and_gradcam_working(
     from core.trust import score_inputs
 
     _, features = score_inputs(loaded.model, images)
-    assert features.shape == (6, 1280)  # the first member's pooled features
+    assert features.shape == (6, 1280)  # the first member's pooled features (member b)
     gate = fit_domain(features, images, np.array([0, 1, 2, 0, 1, 2]))
     gate.calibrate(features, images)
     assert gate.in_domain(gate.score(features, images)).all()

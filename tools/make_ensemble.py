@@ -22,7 +22,8 @@ from core.model_io import ModelInfo, load_model, save_model  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", type=Path, nargs="+", help="model files, the first sets the size")
+    parser.add_argument("models", type=Path, nargs="+",
+                        help="model files; the first one's features feed the gate")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--no-tta", action="store_true", help="do not store flip TTA")
     args = parser.parse_args()
@@ -32,8 +33,9 @@ def main() -> int:
     if len(crops) > 1 or any(m.info.classes != first.classes for m in loaded):
         parser.error("the models must share their classes and crop policy")
     model = build_ensemble([m.model for m in loaded])
+    size = int(model.input_shape[1])
     parts = " + ".join(f"{m.info.architecture}@{m.info.image_size}px" for m in loaded)
-    info = ModelInfo(classes=first.classes, image_size=first.image_size, crop=first.crop,
+    info = ModelInfo(classes=first.classes, image_size=size, crop=first.crop,
                      architecture=f"ensemble: {parts}", trained_on=first.trained_on,
                      tta=not args.no_tta)
     out = save_model(model, args.out, info)

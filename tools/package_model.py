@@ -35,6 +35,9 @@ def main() -> int:
     parser.add_argument("--split", type=Path, help="the run's split.csv (image_id, subset)")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                         help="store flip TTA in the recipe (default: keep the model's)")
+    parser.add_argument("--metrics", type=Path, default=None, metavar="EVALUATE.json",
+                        help="store the headline figures of `main.py evaluate --json` output "
+                        "(the test part's), shown in the Models view")
     parser.add_argument("--class-bias", type=str, default=None, metavar="JSON",
                         help="per-class log-probability offsets, e.g. '[0,0,0,0,0.5,0,0]'")
     args = parser.parse_args()
@@ -44,6 +47,10 @@ def main() -> int:
         loaded.info.tta = args.tta
     if args.class_bias is not None:
         loaded.info.class_bias = [float(v) for v in json.loads(args.class_bias)]
+    if args.metrics is not None:
+        figures = json.loads(args.metrics.read_text(encoding="utf-8"))
+        loaded.info.metrics = {k: figures.get(k) for k in (
+            "balanced_accuracy", "macro_auc", "melanoma_recall", "accuracy", "ece")}
     domain, ids = loaded.domain, loaded.training_ids()
     if args.data and args.split:
         import pandas as pd
