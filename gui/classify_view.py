@@ -177,6 +177,15 @@ class ClassifyView(QWidget):
             self.request(paths)
 
     # ----- output ---------------------------------------------------------------------------
+    def set_recipe_tta(self, always: bool) -> None:
+        """Show whether the active model's recipe always averages over flips."""
+        self.tta_check.setChecked(always)
+        self.tta_check.setEnabled(not always)
+        self.tta_check.setToolTip(
+            "This model's recipe always averages over the image and its three flips"
+            if always else "Test-time augmentation: classify the image and its three flips "
+            "and average the probabilities (4x slower)")
+
     def set_model_description(self, text: str) -> None:
         """Say which model classifies."""
         self.model_label.setText(f"Model: {text}")

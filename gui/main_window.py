@@ -248,6 +248,8 @@ class MainWindow(QMainWindow):
     def on_active_model(self, description: str) -> None:
         self.classify_view.set_model_description(description)
         self.evaluate_view.set_model_description(description)
+        active = self.models.active()
+        self.classify_view.set_recipe_tta(bool(active and active.info.tta))
 
     @Slot(str)
     def show_message(self, text: str) -> None:
