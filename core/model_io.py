@@ -164,11 +164,22 @@ def run_batches(call: Any, images: np.ndarray, batch_size: int, tta: bool,
         views = [chunk]
         if tta:
             views += [chunk[:, :, ::-1], chunk[:, ::-1], chunk[:, ::-1, ::-1]]
-        proba, feat = call(np.ascontiguousarray(np.concatenate(views), np.float32))
-        proba = np.asarray(proba).reshape(n_views, len(chunk), -1)
-        probas.append(proba.mean(axis=0))
-        feats.append(np.asarray(feat)[:len(chunk)].reshape(len(chunk), -1))
-    return np.concatenate(probas), np.concatenate(feats)
+        out = call(np.ascontiguousarray(np.concatenate(views), np.float32))
+        proba, feat = out if isinstance(out, list | tuple) else (out, None)
+        probas.append(np.asarray(proba).reshape(n_views, len(chunk), -1).mean(axis=0))
+        if feat is not None:
+            feats.append(np.asarray(feat)[:len(chunk)].reshape(len(chunk), -1))
+    return np.concatenate(probas), np.concatenate(feats) if feats else None
+
+
+def predict_probabilities(model: Any, images: np.ndarray, batch_size: int = 64,
+                          tta: bool = False, call: Any = None) -> np.ndarray:
+    """Probabilities of `model` on (n, size, size, 3) images; `tta` averages the 4 flips.
+
+    `call` is a `compiled_call(model)` to reuse (with or without features).
+    """
+    run = call or compiled_call(model)
+    return run_batches(run, images, batch_size, tta, int(model.output_shape[-1]))[0]
 
 
 def save_model(model: Any, path: str | Path, info: ModelInfo,

@@ -97,7 +97,11 @@ def test_metrics_on_a_known_confusion() -> None:
     assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [0, 1, 4]]
     assert m["per_class"]["nv"]["fraction_misclassified"] == pytest.approx(0.2)
     assert m["per_class"]["mel"]["specificity"] == pytest.approx(5 / 6)
-    assert 0 < m["macro_auc"] <= 1
+    from sklearn.metrics import roc_auc_score
+
+    per_class = [roc_auc_score(y_true == c, proba[:, c]) for c in range(3)]
+    assert m["macro_auc"] == pytest.approx(sum(per_class) / 3)
+    assert m["per_class"]["nv"]["auc"] == pytest.approx(per_class[2])
 
 
 def test_metrics_with_an_absent_class_stay_defined() -> None:
