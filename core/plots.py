@@ -48,9 +48,9 @@ def draw_reliability(ax: Any, rel: Reliability) -> None:
            bottom=rel.accuracy[filled], color="none", edgecolor="#c62828", hatch="//",
            label="gap to confidence")
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.4", linewidth=1, label="perfect")
-    for x, y, n in zip(centres[filled], rel.accuracy[filled], rel.counts[filled],
-                       strict=True):
-        ax.text(x, min(y + 0.02, 0.97), f"{int(n)}", ha="center", fontsize=6, color="0.3")
+    tops = np.maximum(rel.accuracy, rel.confidence)[filled]  # above both bars
+    for x, y, n in zip(centres[filled], tops, rel.counts[filled], strict=True):
+        ax.text(x, min(y + 0.015, 0.95), f"{int(n)}", ha="center", fontsize=6, color="0.3")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (top-class probability)")

@@ -49,9 +49,22 @@ def run_report_data(run_dir: Path) -> ReportData:
 
     run = read_run(Path(run_dir))
     info = read_info(RunFolder(run_dir).model_path)
-    card = info.card if info and info.card else ""
+    card = (info.card or basic_card(info)) if info else ""
     return ReportData(f"Training run {run.summary.name}", run.metrics, run.config,
                       run.history if not run.history.empty else None, run.predictions, card)
+
+
+def basic_card(info: Any) -> str:
+    """A short card for a model file that carries none (a training run's model)."""
+    trained = "\n".join(f"- {k}: {v}" for k, v in info.trained_on.items())
+    gate = "yes: images unlike the training images are refused" if info.domain else "none"
+    return (f"A model trained by this app; it has no hand-written model card.\n\n"
+            f"- Architecture: {info.architecture or 'unknown'}\n"
+            f"- Input: {info.image_size}x{info.image_size} px RGB, crop policy '{info.crop}'\n"
+            f"- Classes: {', '.join(info.classes)}\n"
+            f"- Recipe: {'4-flip TTA, ' if info.tta else ''}temperature {info.temperature:.3f}\n"
+            f"- Out-of-distribution gate: {gate}\n\nTrained on:\n{trained}\n\n"
+            "Research software, not a medical device: not for diagnosis.")
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
