@@ -5,7 +5,9 @@
     python3 dev.py test [ARGS...]   # install what is missing (with test extras), then pytest
 
 Needs only Python 3.11+. Idempotent: the environment in .venv is reused and
-reinstalled only when pyproject.toml changes.
+reinstalled only when pyproject.toml or constraints.txt changes. constraints.txt pins the
+version of every package; to refresh it, delete it, run `python3 dev.py test`, then
+`.venv/bin/python -m pip freeze --exclude-editable > constraints.txt`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def _ensure_env(extras: str) -> None:
     requirements = list(project["dependencies"])
     if extras == "test":
         requirements += project["optional-dependencies"]["test"]
-    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
+    # constraints.txt pins every version, so two machines (and two CI runs) install the same
+    constraints = ROOT / "constraints.txt"
+    pinned = constraints.read_text() if constraints.is_file() else ""
+    digest = hashlib.sha256("\n".join([*requirements, pinned]).encode()).hexdigest()
     stamp = VENV / f".installed-{extras}"
     if stamp.exists() and stamp.read_text() == digest:
         return
@@ -44,7 +49,8 @@ def _ensure_env(extras: str) -> None:
           flush=True)
     pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "--quiet", *requirements], check=True, cwd=ROOT)
+    pin = ["-c", str(constraints)] if pinned else []
+    subprocess.run([*pip, "install", "--quiet", *pin, *requirements], check=True, cwd=ROOT)
     stamp.write_text(digest)
 
 

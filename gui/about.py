@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from core import __version__
+
 DISCLAIMER = "Research tool — not a medical device. Do not use its output for diagnosis."
 
 ABOUT_HTML = f"""
-<h3>Skin Lesion Classifier</h3>
+<h3>Skin Lesion Classifier {__version__}</h3>
 <p>A workbench to train, evaluate and run Keras models that classify dermoscopic images into
 the seven HAM10000 classes, with honest evaluation: splits grouped by lesion, balancing on the
 training part only, and balanced accuracy, melanoma recall and macro AUC beside accuracy.</p>
