@@ -84,7 +84,6 @@ class TrainView(QWidget):
         scroll.setWidget(self.settings)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         left = QVBoxLayout()
         left.addWidget(self.dataset_label)
         left.addWidget(scroll, 1)
@@ -99,6 +98,7 @@ class TrainView(QWidget):
         progress_widget = QWidget()
         progress_widget.setLayout(progress)
         below = QSplitter()
+        self.log.setMinimumWidth(200)  # stays readable on a 1024 px screen
         below.addWidget(self.log)
         below.addWidget(self.runs)
         below.setSizes([420, 520])
@@ -109,7 +109,7 @@ class TrainView(QWidget):
         splitter = QSplitter()
         splitter.addWidget(left_widget)
         splitter.addWidget(right)
-        splitter.setSizes([380, 1000])
+        splitter.setSizes([self.settings.sizeHint().width() + 24, 1000])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
