@@ -41,7 +41,9 @@ def build_ensemble(members: list[Any], size: int | None = None,
                                 name=f"{PREFIX}{i}")
         own = int(member.input_shape[1])
         x = inputs if own == size else layers.Resizing(own, own, name=f"resize_{i}")(inputs)
-        proba, _ = wrapped(x)
+        # inference mode fixed in the graph: a plain `model(x)` in Keras (or an export's
+        # serving function) must not run the members' dropout
+        proba, _ = wrapped(x, training=False)
         probabilities.append(proba)
     outputs = layers.Average(name="probabilities")(probabilities)
     return keras().Model(inputs, outputs, name=name)

@@ -30,6 +30,8 @@ def test_ensemble_averages_its_members_and_keeps_gate_and_gradcam_working(
                                                                   "center", "ensemble"))
     loaded = load_model(path)  # safe mode
     assert len(members(loaded.model)) == 2
+    x = images.astype(np.float32)  # a plain Keras call is inference: no member dropout
+    np.testing.assert_array_equal(np.asarray(loaded.model(x)), np.asarray(loaded.model(x)))
     scores = loaded.classify(images, tta=False)
     np.testing.assert_allclose(scores.probabilities, expected, atol=0.02)  # resize differs
     from core.trust import score_inputs
