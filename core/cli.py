@@ -172,6 +172,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from core.export_model import export_model, sidecar_path
+    from core.inference import resolve_model
+
+    loaded = resolve_model(args.model)
+    out = export_model(loaded, args.format, args.out, status=_say)
+    meta = sidecar_path(out, args.format)
+    _emit(args, {"model": str(out), "sidecar": str(meta), "format": args.format},
+          f"wrote {out} and {meta}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from core.report import write_report
 
@@ -278,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                     help="average over flips (test-time aug.; default: the model's recipe)")
     ev.set_defaults(func=cmd_evaluate)
+
+    ex = sub.add_parser("export-model", parents=[common],
+                        help="write a model as a TensorFlow SavedModel or a LiteRT file")
+    ex.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
+    ex.add_argument("--format", choices=["savedmodel", "tflite"], required=True)
+    ex.add_argument("--out", type=Path, required=True,
+                    help="SavedModel folder or .tflite file; the sidecar JSON goes inside the "
+                    "folder or beside the file (OUT.json)")
+    ex.set_defaults(func=cmd_export_model)
 
     rp = sub.add_parser("report", parents=[common],
                         help="write a run's report as one HTML file (and optionally a PDF)")

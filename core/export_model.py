@@ -1,0 +1,107 @@
+"""Take a model out of the app: a TensorFlow SavedModel or a LiteRT (.tflite) file, each with a
+sidecar JSON that says how to use it.
+
+Keras' own `model.export` writes both formats. The exported model takes float32 RGB pixel
+values 0-255 of the crop policy's square at `image_size` (scaling happens inside); the
+sidecar holds the classes in output order, the crop policy, the stored inference recipe
+(flip TTA, temperature, class bias, which the caller applies to the exported probabilities),
+the gate's settings (its arrays stay in the .keras file) and the model card.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import paths
+from core.classes import full_name
+from core.errors import ModelError
+from core.model_io import LoadedModel
+
+FORMATS = {"savedmodel": "tf_saved_model", "tflite": "litert"}
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sidecar_path(out: Path, fmt: str) -> Path:
+    """Where the sidecar JSON goes: inside a SavedModel folder, else beside the file."""
+    return out / "skin_lesion.json" if fmt == "savedmodel" else out.with_name(out.name + ".json")
+
+
+def sidecar(loaded: LoadedModel, fmt: str) -> dict[str, Any]:
+    """What a user of the exported model needs besides the weights."""
+    info = loaded.info
+    return {
+        "format": fmt,
+        "classes": [{"code": c, "name": full_name(c)} for c in info.classes],
+        "input": {"shape": [None, info.image_size, info.image_size, 3], "dtype": "float32",
+                  "values": "RGB pixel values 0-255; scaling happens inside the model",
+                  "crop": info.crop, "image_size": info.image_size},
+        "recipe": {"tta_flips": info.tta, "temperature": info.temperature,
+                   "class_bias": info.class_bias,
+                   "how": "average the probabilities of the image and its horizontal, "
+                          "vertical and double flips when tta_flips is true, then "
+                          "softmax((log p + class_bias) / temperature)"},
+        "out_of_distribution_gate": (
+            {"settings": info.domain, "note": "the gate's arrays are not exported: use the "
+             ".keras file in this app to refuse images that are not skin lesions"}
+            if info.domain else None),
+        "architecture": info.architecture, "trained_on": info.trained_on,
+        "metrics": info.metrics, "card": info.card,
+        "notice": "Research software, not a medical device.",
+    }
+
+
+def export_model(loaded: LoadedModel, fmt: str, out: str | Path,
+                 status: Callable[[str], None] | None = None) -> Path:
+    """Write `loaded` as `fmt` ("savedmodel" or "tflite") to `out`, with its sidecar JSON."""
+    if fmt not in FORMATS:
+        raise ModelError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    out = Path(out)
+    say = status or (lambda _m: None)
+    size = loaded.info.image_size
+    loaded.model(np.zeros((1, size, size, 3), np.float32), training=False)  # built and traced
+    # written beside the target and moved into place: a failed export leaves nothing behind
+    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+    _remove(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    say(f"exporting {loaded.path.name} as {fmt}")
+    try:
+        loaded.model.export(str(tmp), format=FORMATS[fmt], verbose=False)
+    except Exception as exc:  # converters raise many types
+        _remove(tmp)
+        raise ModelError(f"could not export {loaded.path.name} as {fmt}: "
+                         f"{str(exc).strip().splitlines()[0][:200]}") from exc
+    _remove(out)
+    tmp.rename(out)
+    meta = json.dumps(sidecar(loaded, fmt), indent=2, default=str)
+    paths.write_text_atomic(sidecar_path(out, fmt), meta)
+    return out
+
+
+def run_exported(out: Path, fmt: str, images: np.ndarray) -> np.ndarray:
+    """Probabilities of an exported model (one view, no recipe) with its own runtime."""
+    from core.backend import tf
+
+    x = np.ascontiguousarray(images, np.float32)
+    if fmt == "savedmodel":
+        module = tf().saved_model.load(str(out))  # held: its variables must outlive the call
+        return np.asarray(module.serve(x))
+    interpreter = tf().lite.Interpreter(model_path=str(out))
+    entry = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(entry["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(entry["index"], x)
+    interpreter.invoke()
+    return np.asarray(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+
