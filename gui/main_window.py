@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.models_view.message.connect(self.show_message)
         self.models_view.load_requested.connect(self.load_model)
         self.models_view.import_requested.connect(self.import_model)
+        self.models_view.export_requested.connect(self.export_model)
         self._build_menus()
         self._restore_geometry()
 
@@ -192,6 +193,15 @@ class MainWindow(QMainWindow):
         task = self.tasks.start("import-model", partial(work.import_model_task, self.models,
                                                         source))
         self._to_models_view(task, self.models_view.on_imported)
+
+    @Slot(object, str, object)
+    def export_model(self, path: Path, fmt: str, target: Path) -> None:
+        task = self.tasks.start("export-model", partial(work.export_model_task, path, fmt,
+                                                        target))
+        task.worker.status.connect(self.show_message)
+        task.worker.succeeded.connect(self.models_view.on_exported)
+        task.worker.failed.connect(self.models_view.on_export_failed)
+        self.tasks.run(task)
 
     def _to_models_view(self, task: Task, on_success: Any) -> None:
         task.worker.status.connect(self.show_message)

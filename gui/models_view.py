@@ -65,6 +65,7 @@ class ModelsView(QWidget):
     message = Signal(str)
     load_requested = Signal(object)  # a model file to load and make active
     import_requested = Signal(object)  # a model file to check and copy into the library
+    export_requested = Signal(object, str, object)  # model file, format, target path
 
     def __init__(self, library: ModelLibrary, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,10 +81,14 @@ class ModelsView(QWidget):
         self.use_button.clicked.connect(self.activate_current)
         import_button = QPushButton("Import .keras file…")
         import_button.clicked.connect(self.choose_import)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Write the selected model as a LiteRT (.tflite) file or a "
+                                      "TensorFlow SavedModel folder, with a sidecar JSON")
+        self.export_button.clicked.connect(self.choose_export)
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
         buttons = QHBoxLayout()
-        for button in (self.use_button, import_button, refresh):
+        for button in (self.use_button, import_button, self.export_button, refresh):
             buttons.addWidget(button)
         splitter = QSplitter()
         splitter.addWidget(self.list)
@@ -172,6 +177,45 @@ class ModelsView(QWidget):
         self.refresh()
         self.active_changed.emit(title)
         self.message.emit(f"Active model: {title}")
+
+    def choose_export(self) -> None:
+        """Ask for a format and a target, then request the export of the selected model."""
+        entry = self.current_entry()
+        if entry is None or entry.problem:
+            self.show_error("Select a usable model to export first.")
+            return
+        litert, saved = "LiteRT for phones and edge devices (*.tflite)", \
+            "TensorFlow SavedModel (a folder)"
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export model", str(Path(last_folder("export")) / f"{entry.path.stem}.tflite"),
+            f"{litert};;{saved}")
+        if not path:
+            return
+        remember_folder("export", str(Path(path).parent))
+        fmt = "savedmodel" if chosen == saved else "tflite"
+        target = Path(path)
+        if fmt == "tflite" and target.suffix != ".tflite":
+            target = target.with_name(target.name + ".tflite")
+        if fmt == "savedmodel" and target.suffix == ".tflite":
+            target = target.with_suffix("")
+        self.error_label.setVisible(False)
+        self.export_button.setEnabled(False)
+        self.export_button.setText("Exporting…")
+        self.export_requested.emit(entry.path, fmt, target)
+
+    @Slot(object)
+    def on_exported(self, path: object) -> None:
+        """A requested export finished."""
+        self.export_button.setEnabled(True)
+        self.export_button.setText("Export…")
+        self.message.emit(f"Exported to {path} (with its sidecar JSON)")
+
+    @Slot(str)
+    def on_export_failed(self, message: str) -> None:
+        """A requested export failed: say why."""
+        self.export_button.setEnabled(True)
+        self.export_button.setText("Export…")
+        self.show_error(message)
 
     @Slot(str)
     def show_error(self, message: str) -> None:

@@ -157,3 +157,10 @@ def import_model_task(library: ModelLibrary, source: Path, ctx: TaskContext) -> 
     return str(library.import_file(source))
 
 
+def export_model_task(path: Path, fmt: str, target: Path, ctx: TaskContext) -> str:
+    """Load a model file and export it (`core.export_model`)."""
+    from core.export_model import export_model
+    from core.model_io import load_model
+
+    ctx.status(f"Loading {path.name} to export it…")
+    return str(export_model(load_model(path), fmt, target, status=ctx.status))

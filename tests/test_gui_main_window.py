@@ -333,3 +333,29 @@ def test_a_second_drop_supersedes_a_running_classification(
     qtbot.wait(100)  # let any late signal arrive: none may replace the newest result
     assert [p.path for p in view.predictions] == [str(single)]
     assert view.table.rowCount() == 1
+
+
+def test_the_models_view_exports_the_selected_model_to_litert(
+        qtbot, window: MainWindow, tiny_model: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from gui.model_library import imported_dir
+
+    imported_dir().mkdir(parents=True, exist_ok=True)
+    copy = Path(shutil.copy(tiny_model, imported_dir() / "tiny.keras"))
+    view = window.models_view
+    view.refresh()
+    row = next(i for i, e in enumerate(view.entries) if e.path == copy)
+    view.list.setCurrentRow(row)
+    target = tmp_path / "exported" / "tiny"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (
+        str(target), "LiteRT for phones and edge devices (*.tflite)"))
+    with qtbot.waitSignal(view.message, timeout=120000,
+                          check_params_cb=lambda m: m.startswith("Exported to")):
+        view.export_button.click()
+    assert (tmp_path / "exported" / "tiny.tflite").is_file()
+    assert (tmp_path / "exported" / "tiny.tflite.json").is_file()
+    assert view.export_button.isEnabled() and view.export_button.text() == "Export…"
