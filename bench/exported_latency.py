@@ -1,0 +1,85 @@
+"""Benchmark: an exported model's size and per-image time next to the Keras file's.
+
+    python bench/exported_latency.py [--model MODEL.keras] [--repeats 25] [--json]
+
+Exports the model (default: the bundled one) as LiteRT and SavedModel into a temporary folder
+and times one image with the stored recipe's views (4 flips when the recipe has TTA) in one
+call: the app's Keras path (`LoadedModel.classify`), the LiteRT interpreter (2 threads) and
+the SavedModel's serving function. Medians over `--repeats` calls after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import median, print_table
+
+
+def timed(fn: Any, repeats: int) -> float:
+    """Median milliseconds of `fn()` after two warm-up calls."""
+    fn()
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return median(times)
+
+
+def size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--repeats", type=int, default=25)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    from core.backend import tf
+    from core.export_model import export_model
+    from core.inference import resolve_model
+
+    loaded = resolve_model(args.model)
+    size = loaded.info.image_size
+    image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3)).astype(np.uint8)
+    views = np.concatenate([image, image[:, :, ::-1], image[:, ::-1], image[:, ::-1, ::-1]]
+                           if loaded.info.tta else [image]).astype(np.float32)
+    rows: list[dict[str, Any]] = [{"format": "keras (the app)", "mb": size_mb(loaded.path),
+                                   "ms": timed(lambda: loaded.classify(image), args.repeats)}]
+    with tempfile.TemporaryDirectory() as tmp:
+        lite = export_model(loaded, "tflite", Path(tmp) / "m.tflite")
+        interpreter = tf().lite.Interpreter(model_path=str(lite), num_threads=2)
+        entry = interpreter.get_input_details()[0]
+        interpreter.resize_tensor_input(entry["index"], views.shape)
+        interpreter.allocate_tensors()
+
+        def run_lite() -> None:
+            interpreter.set_tensor(entry["index"], views)
+            interpreter.invoke()
+
+        rows.append({"format": "litert", "mb": size_mb(lite), "ms": timed(run_lite,
+                                                                          args.repeats)})
+        saved = export_model(loaded, "savedmodel", Path(tmp) / "saved")
+        module = tf().saved_model.load(str(saved))
+        rows.append({"format": "savedmodel", "mb": size_mb(saved),
+                     "ms": timed(lambda: module.serve(views), args.repeats)})
+    if args.json:
+        print(json.dumps({"model": loaded.path.name, "views": len(views), "rows": rows}))
+    else:
+        print(f"model {loaded.path.name}, {len(views)} view(s) per image")
+        print_table(rows, [("format", "format", "s"), ("mb", "MB", ".1f"),
+                           ("ms", "ms per image", ".1f")])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
