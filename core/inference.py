@@ -14,7 +14,7 @@ from core.classes import full_name
 from core.dataset import Problem, load_dataset
 from core.errors import DatasetError, ImageError, ModelError
 from core.images import load_images, read_image
-from core.metrics import balanced_accuracy_ci, compute_metrics, lesions_known, predictions_table
+from core.metrics import compute_metrics, grouped_ci, predictions_table
 from core.model_io import LoadedModel, load_model
 
 if TYPE_CHECKING:
@@ -67,19 +67,16 @@ def evaluate_with_predictions(model: str | Path | LoadedModel | None, data_dir: 
     records = dataset.records
     index = {c: i for i, c in enumerate(loaded.info.classes)}
     labels = records["dx"].map(index).to_numpy()
-    use_tta = loaded.info.tta if tta is None else tta
+    use_tta = loaded.uses_tta(tta)
     scores = loaded.classify(images, tta=use_tta)
     proba = scores.probabilities
     metrics = compute_metrics(labels, proba, loaded.info.classes)
-    by_lesion = lesions_known(records["image_id"].to_numpy(), records["lesion_id"].to_numpy())
-    groups = records["lesion_id"].to_numpy() if by_lesion else None
-    trained_on = loaded.training_ids()
+    ci, unit = grouped_ci(labels, proba.argmax(axis=1), records["image_id"].to_numpy(),
+                          records["lesion_id"].to_numpy())
+    trained_on = loaded.training_ids
     metrics.update(
         model=str(loaded.path), data=str(dataset.root), layout=dataset.layout, tta=use_tta,
-        problems=[str(p) for p in dataset.problems],
-        balanced_accuracy_ci95=list(balanced_accuracy_ci(labels, proba.argmax(axis=1),
-                                                         groups=groups)),
-        ci_unit="lesion" if by_lesion else "image",
+        problems=[str(p) for p in dataset.problems], balanced_accuracy_ci95=ci, ci_unit=unit,
         out_of_domain=None if scores.in_domain is None else int((~scores.in_domain).sum()),
         seen_in_training=None if trained_on is None
         else int(records["image_id"].isin(trained_on).sum()))
@@ -121,17 +118,16 @@ def predict_files(model: str | Path | LoadedModel | None, files: Sequence[str | 
             results[i].error = str(exc)
     if arrays:
         scores = loaded.classify(np.stack(arrays), batch_size, tta=tta)
-        for n, i in enumerate(good):
-            if scores.in_domain is not None and scores.domain_scores is not None:
-                results[i].in_domain = bool(scores.in_domain[n])
-                results[i].domain_score = round(float(scores.domain_scores[n]), 4)
-        for i, p in zip(good, scores.probabilities, strict=True):
+        for n, (i, p) in enumerate(zip(good, scores.probabilities, strict=True)):
             top = int(p.argmax())
             label = loaded.info.classes[top]
             results[i].label, results[i].full_name = label, full_name(label)
             results[i].confidence = float(p[top])
             results[i].probabilities = {c: float(v)
                                         for c, v in zip(loaded.info.classes, p, strict=True)}
+            if scores.in_domain is not None and scores.domain_scores is not None:
+                results[i].in_domain = bool(scores.in_domain[n])
+                results[i].domain_score = round(float(scores.domain_scores[n]), 4)
     return results
 
 

@@ -146,6 +146,14 @@ def lesions_known(image_ids: list[str] | np.ndarray, lesion_ids: list[str] | np.
     return len(set(lesion_ids)) < len(set(image_ids))
 
 
+def grouped_ci(y_true: np.ndarray, y_pred: np.ndarray, image_ids: np.ndarray,
+               lesion_ids: np.ndarray) -> tuple[list[float], str]:
+    """The balanced-accuracy CI, resampling lesions when they are known, and its unit."""
+    by_lesion = lesions_known(image_ids, lesion_ids)
+    ci = balanced_accuracy_ci(y_true, y_pred, groups=lesion_ids if by_lesion else None)
+    return list(ci), "lesion" if by_lesion else "image"
+
+
 def balanced_accuracy_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000,
                          seed: int = 0, level: float = 0.95,
                          groups: list[str] | np.ndarray | None = None) -> tuple[float, float]:

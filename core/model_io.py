@@ -66,18 +66,19 @@ class LoadedModel:
     info: ModelInfo
     path: Path
     domain: DomainModel | None = None
+    training_ids: frozenset[str] | None = None  # the training part's image ids, if recorded
     _compiled: Any = field(default=None, init=False, repr=False, compare=False)
-    _training_ids: frozenset[str] | None = field(default=None, init=False, repr=False,
-                                                 compare=False)
-    _ids_read: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def uses_tta(self, tta: bool | None = None) -> bool:
+        """Whether a call with `tta` averages the flips (None: the stored recipe decides)."""
+        return self.info.tta if tta is None else tta
 
     def classify(self, images: np.ndarray, batch_size: int = 64,
                  tta: bool | None = None) -> Scores:
         """Probabilities (recipe applied) and domain scores for (n, size, size, 3) uint8."""
         if self._compiled is None:
             self._compiled = compiled_call(self.model, with_features=True)
-        use_tta = self.info.tta if tta is None else tta
-        proba, features = run_batches(self._compiled, images, batch_size, use_tta,
+        proba, features = run_batches(self._compiled, images, batch_size, self.uses_tta(tta),
                                       int(self.model.output_shape[-1]))
         proba = apply_recipe(proba, self.info.temperature, self.info.class_bias)
         if self.domain is None or features is None:
@@ -89,12 +90,6 @@ class LoadedModel:
                 tta: bool | None = None) -> np.ndarray:
         """Class probabilities for a (n, size, size, 3) uint8 array, in batches."""
         return self.classify(images, batch_size, tta).probabilities
-
-    def training_ids(self) -> frozenset[str] | None:
-        """Image ids the model was trained on (None when the file does not say)."""
-        if not self._ids_read:
-            self._training_ids, self._ids_read = read_training_ids(self.path), True
-        return self._training_ids
 
 
 def apply_recipe(proba: np.ndarray, temperature: float = 1.0,
@@ -270,7 +265,7 @@ def load_model(path: str | Path) -> LoadedModel:
         raise ModelError(f"{path.name}: {len(info.class_bias)} class biases for {n_out} outputs")
     if not info.temperature > 0:
         raise ModelError(f"{path.name}: the stored temperature must be positive")
-    return LoadedModel(model, info, path, read_domain(path, info))
+    return LoadedModel(model, info, path, read_domain(path, info), read_training_ids(path))
 
 
 def package_model(source: str | Path, out: str | Path, card: str = "") -> Path:
@@ -282,4 +277,4 @@ def package_model(source: str | Path, out: str | Path, card: str = "") -> Path:
     loaded = load_model(source)
     if card:
         loaded.info.card = card
-    return save_model(loaded.model, out, loaded.info, loaded.domain, loaded.training_ids())
+    return save_model(loaded.model, out, loaded.info, loaded.domain, loaded.training_ids)

@@ -26,7 +26,7 @@ from core.errors import DatasetError
 from core.features import backbone_features, cache_key, split_transfer
 from core.images import load_images
 from core.keras_metrics import balanced_accuracy, metric_class
-from core.metrics import balanced_accuracy_ci, compute_metrics, lesions_known, predictions_table
+from core.metrics import compute_metrics, grouped_ci, predictions_table
 from core.model_io import ModelInfo, apply_recipe, save_model
 from core.models import MODELS, build_model
 from core.pipeline import (
@@ -219,12 +219,10 @@ def _evaluate_test(fit_model: Any, test: Part, rows: pd.DataFrame, classes: list
     scores = trust.domain.score(features, test.images) if len(features) else np.zeros(0)
     accepted = trust.domain.in_domain(scores)
     metrics = compute_metrics(test.labels, proba, classes)
-    by_lesion = lesions_known(rows["image_id"].to_numpy(), rows["lesion_id"].to_numpy())
+    ci, unit = grouped_ci(test.labels, proba.argmax(axis=1), rows["image_id"].to_numpy(),
+                          rows["lesion_id"].to_numpy())
     metrics.update(
-        balanced_accuracy_ci95=list(balanced_accuracy_ci(
-            test.labels, proba.argmax(axis=1),
-            groups=rows["lesion_id"].to_numpy() if by_lesion else None)),
-        ci_unit="lesion" if by_lesion else "image",
+        balanced_accuracy_ci95=ci, ci_unit=unit,
         out_of_domain=int((~accepted).sum()),
         domain={**trust.domain.params(), "val_rejected": trust.val_rejected},
         calibration={"temperature_fitted": trust.temperature.fitted,

@@ -117,13 +117,13 @@ class EvaluateView(QWidget):
     """Shows one result: headline metrics, confusion matrix with images, report, ROC curves."""
 
     evaluate_folder_requested = Signal(str)
-    export_report_requested = Signal(object, str)  # ReportData, target file
+    export_report_requested = Signal(object, str)  # ReportData or a run folder, target file
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.metrics: dict[str, Any] = {}
         self.predictions: pd.DataFrame | None = None
-        self.report_data: ReportData | None = None
+        self.report_data: ReportData | Path | None = None
 
         self.evaluate_button = QPushButton("Evaluate active model on a labelled folder…")
         self.evaluate_button.clicked.connect(self.choose_folder)
@@ -240,14 +240,8 @@ class EvaluateView(QWidget):
                  f"{Path(str(config.get('data_dir', '?'))).name}, split {config.get('split', '?')}"
                  f", {config.get('image_size') or 'default'} px")
         self.show_results(title, run.metrics, run.predictions)
-        from core.report import run_report_data
-
-        try:
-            self.report_data = run_report_data(run.summary.path)
-        except (SkinLesionError, OSError, ValueError) as exc:
-            self.report_data = None
-            self.show_error(f"This run's report cannot be made: {exc}")
-        self.export_button.setEnabled(self.report_data is not None)
+        self.report_data = run.summary.path  # the worker reads it when a report is asked for
+        self.export_button.setEnabled(True)
 
     @Slot(object)
     def show_evaluation(self, result: dict) -> None:

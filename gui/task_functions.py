@@ -129,10 +129,12 @@ def evaluate_folder(library: ModelLibrary, folder: str, ctx: TaskContext) -> dic
             "predictions": table, "card": model.info.card}
 
 
-def export_report_task(data: Any, target: str, ctx: TaskContext) -> str:
-    from core.report import export_report
+def export_report_task(source: Any, target: str, ctx: TaskContext) -> str:
+    """Write a report of `source`: a run folder (read here) or an evaluation's `ReportData`."""
+    from core.report import export_report, run_report_data
 
     ctx.status(f"Writing the report to {target}…")
+    data = run_report_data(source) if isinstance(source, Path) else source
     return str(export_report(data, Path(target)))
 
 

@@ -95,10 +95,6 @@ class TrainingCurves(PlotCanvas):
         self._set_x_range()
         self.draw_idle()
 
-    def clear_curves(self) -> None:
-        """Forget all points (a new run starts)."""
-        self.start_run(self.epochs)
-
     def add_epoch(self, epoch: int, logs: dict[str, float]) -> None:
         """Append one epoch's values; redraw only the lines when the axes still fit."""
         axes = self.axes  # makes the figure and its (empty) lines on first use

@@ -42,4 +42,6 @@ def test_ensemble_averages_its_members_and_keeps_gate_and_gradcam_working(
     gate.calibrate(features, images)
     assert gate.in_domain(gate.score(features, images)).all()
     cam, index = heatmap_at_input(loaded.model, images[0])
-    assert cam.shape == (96, 96) and 0 <= index < 3 and cam.max() <= 1
+    assert index == int(np.argmax(loaded.model(images[:1].astype(np.float32))[0]))
+    assert cam.shape == (96, 96)
+    assert cam.max() >= 0.5  # the mean of two maps that each peak at 1

@@ -242,9 +242,11 @@ def test_export_report_writes_the_chosen_file(qtbot: QtBot, run_dir: Path, tmp_p
                         lambda *a, **k: (str(target), "PDF report (*.pdf)"))
     with qtbot.waitSignal(view.export_report_requested) as request:
         view.export_button.click()
-    data, path = request.args
-    assert path == str(target) + ".pdf"
-    export_report(data, Path(path))  # what the main window's task does
+    source, path = request.args
+    assert source == run_dir and path == str(target) + ".pdf"
+    from core.report import run_report_data
+
+    export_report(run_report_data(source), Path(path))  # what the main window's task does
     view.report_written(path)
     assert Path(path).read_bytes().startswith(b"%PDF")
     assert view.error_label.text() == f"Report saved: {path}"

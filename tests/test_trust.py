@@ -90,12 +90,12 @@ def test_stored_gate_and_training_ids_survive_save_and_safe_load(gate: DomainMod
     keras().saving.load_model(path, safe_mode=True)  # plain Keras still loads it safely
     loaded = load_model(path)
     assert loaded.domain is not None
-    assert loaded.training_ids() == {"ISIC_1", "ISIC_2"}
+    assert loaded.training_ids == {"ISIC_1", "ISIC_2"}
     scores = loaded.classify(textured(4, 6))
     assert scores.domain_scores is not None and scores.domain_scores.shape == (4,)
     plain = save_model(model, tmp_path / "plain.keras", ModelInfo(["bcc", "mel", "nv"], 16))
     old = load_model(plain)
-    assert old.domain is None and old.training_ids() is None
+    assert old.domain is None and old.training_ids is None
     assert old.classify(textured(2, 7)).in_domain is None
 
 

@@ -51,7 +51,7 @@ def main() -> int:
         figures = json.loads(args.metrics.read_text(encoding="utf-8"))
         loaded.info.metrics = {k: figures.get(k) for k in (
             "balanced_accuracy", "macro_auc", "melanoma_recall", "accuracy", "ece")}
-    domain, ids = loaded.domain, loaded.training_ids()
+    domain, ids = loaded.domain, loaded.training_ids
     if args.data and args.split:
         import pandas as pd
 
