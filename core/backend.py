@@ -5,11 +5,29 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 from core.errors import ModelError
 
 _lock = threading.Lock()
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: C++ libraries log there before any setting applies."""
+    saved = os.dup(2)
+    try:
+        sys.stderr.flush()
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def keras() -> ModuleType:
@@ -19,21 +37,12 @@ def keras() -> ModuleType:
     with _lock:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        # TensorFlow's C++ side logs CUDA probing to fd 2 before any setting applies.
-        saved = os.dup(2)
         try:
-            sys.stderr.flush()
-            with open(os.devnull, "w") as devnull:
-                os.dup2(devnull.fileno(), 2)
-                try:
-                    import keras as keras_module
-                    import tensorflow  # noqa: F401  (registers kernels while fd 2 is quiet)
-                finally:
-                    os.dup2(saved, 2)
+            with quiet_stderr():  # TensorFlow logs CUDA probing to fd 2
+                import keras as keras_module
+                import tensorflow  # noqa: F401  (registers kernels while fd 2 is quiet)
         except ImportError as exc:
             raise ModelError(f"TensorFlow/Keras is not installed or broken: {exc}") from exc
-        finally:
-            os.close(saved)
     return keras_module
 
 

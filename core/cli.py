@@ -162,21 +162,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.inference import evaluate
+    from core.inference import evaluate, resolve_model
 
-    metrics = evaluate(args.model, args.data, tta=args.tta,
-                       on_progress=Progress("decoding images"))
+    model = resolve_model(args.model, args.runtime, status=_say)
+    metrics = evaluate(model, args.data, tta=args.tta, on_progress=Progress("decoding images"))
     if metrics.get("out_of_domain") is None:
         _say(NO_GATE_NOTICE)
+    _say(f"answered by {model.runtime}")
     _emit(args, metrics, _metrics_text(metrics))
     return 0
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:
     from core.export_model import export_model, sidecar_path
-    from core.inference import resolve_model
+    from core.inference import keras_model
 
-    loaded = resolve_model(args.model)
+    loaded = keras_model(args.model)
     out = export_model(loaded, args.format, args.out, status=_say)
     meta = sidecar_path(out, args.format)
     _emit(args, {"model": str(out), "sidecar": str(meta), "format": args.format},
@@ -194,12 +195,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from core.inference import expand_paths, predict_files, predictions_csv, resolve_model
+    from core.inference import (
+        expand_paths,
+        keras_model,
+        predict_files,
+        predictions_csv,
+        resolve_model,
+    )
 
     files = expand_paths(args.images)
     if not files:
         raise SkinLesionError("no image files found in what was given")
-    model = resolve_model(args.model)
+    model = resolve_model(args.model, args.runtime, status=_say)
     predictions = []
     progress = Progress("classifying")
     for start in range(0, len(files), 256):
@@ -223,8 +230,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             gate = "" if p.domain_score is None else f"  [in domain, score {p.domain_score:.2f}]"
             lines.append(f"{p.path}: {p.label} ({p.full_name}) {p.confidence:.1%}{gate}")
     if args.gradcam is not None:
-        lines += _write_gradcams(model, [p.path for p in predictions if not p.error],
-                                 args.gradcam)
+        lines += _write_gradcams(keras_model(model),
+                                 [p.path for p in predictions if not p.error], args.gradcam)
+    _say(f"answered by {model.runtime}")
     _emit(args, [asdict(p) for p in predictions], "\n".join(lines)
           + "\n(research software, not a medical device)")
     return 1 if any(p.error for p in predictions) else 0
@@ -246,6 +254,13 @@ def _write_gradcams(model: Any, files: list[str], out_dir: Path) -> list[str]:
             Image.fromarray(overlay(display_image(path), cam.heatmap)).save(tmp, format="PNG")
         lines.append(f"Grad-CAM ({cam.class_name}): {target}")
     return lines
+
+
+def _add_runtime(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", choices=["auto", "litert", "keras"], default="auto",
+                        help="auto (default): the model's LiteRT twin when it is current, "
+                        "without loading TensorFlow, else Keras (and the twin is rebuilt); "
+                        "litert: the twin only; keras: the .keras file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, type=Path)
     ev.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                     help="average over flips (test-time aug.; default: the model's recipe)")
+    _add_runtime(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     ex = sub.add_parser("export-model", parents=[common],
@@ -313,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
     pr.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                     help="average over flips (test-time aug.; default: the model's recipe)")
+    _add_runtime(pr)
     pr.add_argument("--gradcam", type=Path, default=None, metavar="OUT_DIR",
                     help="write a Grad-CAM overlay PNG per image into OUT_DIR")
     pr.add_argument("--csv", type=Path, default=None, metavar="OUT.csv",

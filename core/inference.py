@@ -15,25 +15,46 @@ from core.dataset import Problem, load_dataset
 from core.errors import DatasetError, ImageError, ModelError
 from core.images import load_images, read_image
 from core.metrics import compute_metrics, grouped_ci, predictions_table
-from core.model_io import LoadedModel, load_model
+from core.model_io import Classifier, LoadedModel, load_model
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def resolve_model(model: str | Path | LoadedModel | None) -> LoadedModel:
-    """The given model, or the bundled default model when `model` is None."""
+def model_path(model: str | Path | None) -> Path:
+    """`model` as a path, or the bundled default model's when it is None."""
+    if model is not None:
+        return Path(model)
+    if not paths.BUNDLED_MODEL.is_file():
+        raise ModelError("no model is available: pass --model MODEL.keras "
+                         "(train one with `main.py train`); no default model is bundled yet")
+    return paths.BUNDLED_MODEL
+
+
+def resolve_model(model: str | Path | Classifier | None, runtime: str = "keras",
+                  status: Callable[[str], None] | None = None) -> Classifier:
+    """The given model, or the bundled default model when `model` is None.
+
+    `runtime` picks the engine (`core.twin.open_model`): "keras", "litert" (the model's
+    LiteRT twin, without TensorFlow) or "auto" (the twin when it is current).
+    """
+    if isinstance(model, Classifier):
+        return model
+    if runtime == "keras":
+        return load_model(model_path(model))
+    from core.twin import open_model
+
+    return open_model(model_path(model), runtime, status)
+
+
+def keras_model(model: str | Path | Classifier | None) -> LoadedModel:
+    """The Keras model itself (Grad-CAM and export need it), loading it when `model` is a twin."""
     if isinstance(model, LoadedModel):
         return model
-    if model is None:
-        if not paths.BUNDLED_MODEL.is_file():
-            raise ModelError("no model is available: pass --model MODEL.keras "
-                             "(train one with `main.py train`); no default model is bundled yet")
-        model = paths.BUNDLED_MODEL
-    return load_model(model)
+    return load_model(model.path if isinstance(model, Classifier) else model_path(model))
 
 
-def evaluate(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
+def evaluate(model: str | Path | Classifier | None, data_dir: str | Path, *,
              tta: bool | None = None, on_progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Metrics of `model` on every usable image of `data_dir` (the whole folder is the test set)."""
@@ -41,7 +62,7 @@ def evaluate(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
                                      should_stop=should_stop)[0]
 
 
-def evaluate_with_predictions(model: str | Path | LoadedModel | None, data_dir: str | Path, *,
+def evaluate_with_predictions(model: str | Path | Classifier | None, data_dir: str | Path, *,
                               tta: bool | None = None,
                               on_progress: Callable[[int, int], None] | None = None,
                               should_stop: Callable[[], bool] | None = None
@@ -75,7 +96,8 @@ def evaluate_with_predictions(model: str | Path | LoadedModel | None, data_dir: 
                           records["lesion_id"].to_numpy())
     trained_on = loaded.training_ids
     metrics.update(
-        model=str(loaded.path), data=str(dataset.root), layout=dataset.layout, tta=use_tta,
+        model=str(loaded.path), runtime=loaded.runtime, data=str(dataset.root),
+        layout=dataset.layout, tta=use_tta,
         problems=[str(p) for p in dataset.problems], balanced_accuracy_ci95=ci, ci_unit=unit,
         out_of_domain=None if scores.in_domain is None else int((~scores.in_domain).sum()),
         seen_in_training=None if trained_on is None
@@ -99,7 +121,7 @@ class Prediction:
     domain_score: float | None = None  # larger is less like the training images
 
 
-def predict_files(model: str | Path | LoadedModel | None, files: Sequence[str | Path],
+def predict_files(model: str | Path | Classifier | None, files: Sequence[str | Path],
                   batch_size: int = 64, tta: bool | None = None) -> list[Prediction]:
     """Classify image files; unreadable ones get `error` set instead of a label.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,48 @@ class Scores:
     in_domain: np.ndarray | None = None  # (n,) bool; None when the model has no gate
 
 
+class Classifier:
+    """What every runtime shares: the stored recipe and gate applied to raw uint8 images.
+
+    A subclass gives `_views_call` (float32 views in, probabilities and gate features out):
+    `LoadedModel` runs the Keras model, `core.twin.TwinModel` its LiteRT twin. Both give
+    the same answers because everything around that one call is this code.
+    """
+
+    info: ModelInfo
+    path: Path
+    domain: DomainModel | None
+    training_ids: frozenset[str] | None
+    runtime = "Keras"  # which engine answers, as the status bar and the CLI name it
+    default_batch = 64  # images per model call (four views each with TTA)
+
+    def _views_call(self) -> Callable[[np.ndarray], Any]:
+        raise NotImplementedError
+
+    def uses_tta(self, tta: bool | None = None) -> bool:
+        """Whether a call with `tta` averages the flips (None: the stored recipe decides)."""
+        return self.info.tta if tta is None else tta
+
+    def classify(self, images: np.ndarray, batch_size: int | None = None,
+                 tta: bool | None = None) -> Scores:
+        """Probabilities (recipe applied) and domain scores for (n, size, size, 3) uint8."""
+        proba, features = run_batches(self._views_call(), images,
+                                      batch_size or self.default_batch, self.uses_tta(tta),
+                                      len(self.info.classes))
+        proba = apply_recipe(proba, self.info.temperature, self.info.class_bias)
+        if self.domain is None or features is None:
+            return Scores(proba)
+        scores = self.domain.score(features, images) if len(images) else np.zeros(0)
+        return Scores(proba, scores, self.domain.in_domain(scores))
+
+    def predict(self, images: np.ndarray, batch_size: int | None = None,
+                tta: bool | None = None) -> np.ndarray:
+        """Class probabilities for a (n, size, size, 3) uint8 array, in batches."""
+        return self.classify(images, batch_size, tta).probabilities
+
+
 @dataclass
-class LoadedModel:
+class LoadedModel(Classifier):
     """A Keras model with its `ModelInfo`, ready to classify raw uint8 images."""
 
     model: Any
@@ -69,27 +109,10 @@ class LoadedModel:
     training_ids: frozenset[str] | None = None  # the training part's image ids, if recorded
     _compiled: Any = field(default=None, init=False, repr=False, compare=False)
 
-    def uses_tta(self, tta: bool | None = None) -> bool:
-        """Whether a call with `tta` averages the flips (None: the stored recipe decides)."""
-        return self.info.tta if tta is None else tta
-
-    def classify(self, images: np.ndarray, batch_size: int = 64,
-                 tta: bool | None = None) -> Scores:
-        """Probabilities (recipe applied) and domain scores for (n, size, size, 3) uint8."""
+    def _views_call(self) -> Callable[[np.ndarray], Any]:
         if self._compiled is None:
             self._compiled = compiled_call(self.model, with_features=True)
-        proba, features = run_batches(self._compiled, images, batch_size, self.uses_tta(tta),
-                                      int(self.model.output_shape[-1]))
-        proba = apply_recipe(proba, self.info.temperature, self.info.class_bias)
-        if self.domain is None or features is None:
-            return Scores(proba)
-        scores = self.domain.score(features, images) if len(images) else np.zeros(0)
-        return Scores(proba, scores, self.domain.in_domain(scores))
-
-    def predict(self, images: np.ndarray, batch_size: int = 64,
-                tta: bool | None = None) -> np.ndarray:
-        """Class probabilities for a (n, size, size, 3) uint8 array, in batches."""
-        return self.classify(images, batch_size, tta).probabilities
+        return self._compiled
 
 
 def apply_recipe(proba: np.ndarray, temperature: float = 1.0,
@@ -106,7 +129,7 @@ def apply_recipe(proba: np.ndarray, temperature: float = 1.0,
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def warm_up(loaded: LoadedModel) -> None:
+def warm_up(loaded: Classifier) -> None:
     """Trace the compiled call now (about a second for MobileNetV2), not on the first image."""
     size = loaded.info.image_size
     loaded.classify(np.zeros((1, size, size, 3), dtype=np.uint8))

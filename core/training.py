@@ -27,7 +27,7 @@ from core.features import backbone_features, cache_key, split_transfer
 from core.images import load_images
 from core.keras_metrics import balanced_accuracy, metric_class
 from core.metrics import compute_metrics, grouped_ci, predictions_table
-from core.model_io import ModelInfo, apply_recipe, save_model
+from core.model_io import LoadedModel, ModelInfo, apply_recipe, save_model
 from core.models import MODELS, build_model
 from core.pipeline import (
     Split,
@@ -40,6 +40,7 @@ from core.pipeline import (
 from core.runs import RunFolder, RunState
 from core.splits import class_weights, parse_balance
 from core.trust import Part, TrustFit, fit_trust, score_inputs
+from core.twin import ensure_twin, litert_available
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -259,6 +260,10 @@ def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
                      temperature=trust.temperature.used)
     save_model(models.model, run.model_path, info, trust.domain,
                records["image_id"].iloc[train_unique])
+    if litert_available():  # the twin answers Classify and predict without TensorFlow
+        problem = ensure_twin(LoadedModel(models.model, info, run.model_path), hooks.status)
+        if problem:
+            hooks.status(f"the model is saved, but {problem}")
     run.write_predictions(table)
     run.write_metrics(metrics)
     if not metrics["stopped"]:

@@ -83,6 +83,11 @@ class ImagePanel(QWidget):
         self._render()
 
     @Slot(str)
+    def show_note(self, text: str) -> None:
+        """Say what the Grad-CAM worker is doing (e.g. loading TensorFlow the first time)."""
+        self.caption.setText(text)
+
+    @Slot(str)
     def show_gradcam_error(self, message: str) -> None:
         """Say why no heatmap could be made."""
         self.caption.setText(f"No Grad-CAM: {message}")

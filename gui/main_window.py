@@ -36,7 +36,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.tasks = TaskRunner(self)
         self.models = ModelLibrary()
-        self.backend_ready = False
+        self._classify_runtime = ""
+        self._waiting_files: list[str] = []  # dropped before the bundled model was ready
+        self.startup_done = False
 
         self.dataset_view = DatasetView()
         self.train_view = TrainView()
@@ -49,8 +51,10 @@ class MainWindow(QMainWindow):
                             (self.models_view, "Models")):
             self.tabs.addTab(view, title)
         self.setCentralWidget(self.tabs)
-        self.backend_label = QLabel("TensorFlow: not loaded")
-        self.statusBar().addPermanentWidget(self.backend_label)
+        self.runtime_label = QLabel("Model: loading…")
+        self.runtime_label.setToolTip("Which engine classifies: LiteRT (the model's fast twin, "
+                                      "no TensorFlow) or Keras (TensorFlow)")
+        self.statusBar().addPermanentWidget(self.runtime_label)
 
         self.dataset_view.open_requested.connect(self.open_dataset)
         self.train_view.run_open_requested.connect(self.open_run)
@@ -106,27 +110,41 @@ class MainWindow(QMainWindow):
 
     # ----- background start-up -------------------------------------------------------------
     def start_background_loading(self) -> None:
-        """Import TensorFlow (and the bundled model) in a worker after the window shows."""
-        task = self.tasks.start("backend", partial(work.load_backend, self.models))
+        """Make the bundled model ready (LiteRT: no TensorFlow) in a worker after the window
+        shows; TensorFlow is imported only when a view needs it (training, Grad-CAM)."""
+        task = self.tasks.start("startup", partial(work.load_startup, self.models))
         task.worker.status.connect(self.show_message)
-        task.worker.succeeded.connect(self.on_backend_ready)
-        task.worker.failed.connect(self.on_backend_failed)
-        self.backend_label.setText("TensorFlow: loading…")
+        task.worker.report.connect(self.on_model_ready)
+        task.worker.succeeded.connect(self.on_startup_done)
+        task.worker.failed.connect(self.on_startup_failed)
         self.tasks.run(task)
 
     @Slot(object)
-    def on_backend_ready(self, active_path: str) -> None:
-        self.backend_ready = True
-        self.backend_label.setText("TensorFlow: ready")
-        if active_path:
-            self.models_view.set_active(Path(active_path))
+    def on_model_ready(self, ready: work.ModelReady) -> None:
+        self.models_view.set_active(Path(ready.path))
+        self.show_message(f"Ready to classify ({ready.runtime})")
+        waiting, self._waiting_files = self._waiting_files, []
+        if waiting:
+            self.classify_files(waiting)
+
+    @Slot(object)
+    def on_startup_done(self, _active_path: str) -> None:
+        self.startup_done = True
+        if self.models.active() is None:
+            self.runtime_label.setText("Model: none")
         self.models_view.refresh()
-        self.show_message("Ready")
+        waiting, self._waiting_files = self._waiting_files, []
+        if waiting:  # no bundled model: say so for the images dropped meanwhile
+            self.classify_files(waiting)
 
     @Slot(str)
-    def on_backend_failed(self, message: str) -> None:
-        self.backend_label.setText("TensorFlow: unavailable")
-        QMessageBox.critical(self, "TensorFlow could not be loaded", message)
+    def on_startup_failed(self, message: str) -> None:
+        self.startup_done = True
+        if self._waiting_files:
+            self._waiting_files = []
+            self.classify_view.show_error(f"The bundled model could not be loaded: {message}")
+        self.runtime_label.setText("Model: unavailable")
+        QMessageBox.critical(self, "The bundled model could not be loaded", message)
 
     # ----- requests from the views --------------------------------------------------------
     @Slot(str)
@@ -228,19 +246,31 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def classify_files(self, files: list[str]) -> None:
         model = self.models.active()
+        if model is None and not self.startup_done:  # answered as soon as the model is ready
+            self._waiting_files = list(files)
+            self.classify_view.show_busy(len(files))
+            self.show_message("The model is loading; your images are classified in a moment")
+            return
         if model is None:
             self.classify_view.show_error(
-                "No model is active yet: train one or choose one in the Models view"
-                if self.backend_ready else "TensorFlow is still loading; try again in a moment")
+                "No model is active yet: train one or choose one in the Models view")
             return
         self.classify_view.show_busy(len(files))
         # unchecked: the model's own recipe decides (a model may always use flips)
         tta = True if self.classify_view.tta_check.isChecked() else None
         task = self.tasks.start("classify", partial(work.classify_task, model, files, tta))
+        self._classify_runtime = model.runtime
         task.worker.progress.connect(self.classify_view.set_progress)
         task.worker.succeeded.connect(self.classify_view.show_predictions)
+        task.worker.succeeded.connect(self.on_classified)
         task.worker.failed.connect(self.classify_view.show_error)
         self.tasks.run(task)
+
+    @Slot(object)
+    def on_classified(self, predictions: list) -> None:
+        done = sum(1 for p in predictions if not p.error)
+        self.show_message(f"{done} image{'s' * (done != 1)} classified by "
+                          f"{self._classify_runtime}")
 
     @Slot(str)
     def explain_image(self, path: str) -> None:
@@ -249,7 +279,10 @@ class MainWindow(QMainWindow):
         if model is None:
             panel.show_gradcam_error("no active model")
             return
-        task = self.tasks.start("gradcam", partial(work.gradcam_task, model, path))
+        task = self.tasks.start("gradcam", partial(work.gradcam_task, self.models, model.path,
+                                                   path))
+        task.worker.status.connect(panel.show_note)
+        task.worker.status.connect(self.show_message)
         task.worker.succeeded.connect(panel.show_gradcam)
         task.worker.failed.connect(panel.show_gradcam_error)
         self.tasks.run(task)
@@ -260,6 +293,8 @@ class MainWindow(QMainWindow):
         self.evaluate_view.set_model_description(description)
         active = self.models.active()
         self.classify_view.set_recipe_tta(bool(active and active.info.tta))
+        self.runtime_label.setText(f"Classifies with {active.runtime}" if active
+                                   else "Model: none")
 
     @Slot(str)
     def show_message(self, text: str) -> None:

@@ -1,14 +1,20 @@
-"""The loaded models, shared between the GUI thread and workers (Keras objects stay here)."""
+"""The loaded models, shared between the GUI thread and workers (Keras objects stay here).
+
+A model answers through its LiteRT twin when it has a current one (`core.twin`), so the
+bundled model classifies a moment after the window paints, without TensorFlow; the Keras
+model itself is loaded only for what needs it (Grad-CAM).
+"""
 
 from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from core import paths
-from core.model_io import LoadedModel, ModelInfo, load_model, read_info, warm_up
+from core.model_io import Classifier, LoadedModel, ModelInfo, load_model, read_info, warm_up
 from core.runs import RunFolder, list_runs
 
 
@@ -54,16 +60,36 @@ class ModelLibrary:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loaded: dict[Path, LoadedModel] = {}
+        self._loaded: dict[Path, Classifier] = {}
+        self._keras: dict[Path, LoadedModel] = {}
         self._active: Path | None = None
 
-    def load(self, path: Path) -> ModelInfo:
-        """Load (in a worker) and remember a model; raises `ModelError` for bad files."""
-        model = load_model(path)
+    def load(self, path: Path, runtime: str = "auto",
+             status: Callable[[str], None] | None = None) -> ModelInfo:
+        """Load (in a worker) and remember a model; raises `ModelError` for bad files.
+
+        `runtime` as in `core.twin.open_model`: "auto" takes the LiteRT twin when it is
+        current, else loads Keras and rebuilds the twin.
+        """
+        from core.twin import open_model
+
+        model = open_model(path, runtime, status)
         warm_up(model)  # the first dropped image then takes milliseconds, not a second
         with self._lock:
             self._loaded[Path(path)] = model
+            if isinstance(model, LoadedModel):
+                self._keras[Path(path)] = model
         return model.info
+
+    def keras_model(self, path: Path) -> LoadedModel:
+        """The Keras model of `path` (Grad-CAM needs it), loaded on first use (in a worker)."""
+        with self._lock:
+            model = self._keras.get(Path(path))
+        if model is None:
+            model = load_model(path)
+            with self._lock:
+                self._keras[Path(path)] = model
+        return model
 
     def activate(self, path: Path) -> None:
         """Make a loaded model the one Classify and Evaluate use."""
@@ -72,7 +98,7 @@ class ModelLibrary:
                 raise KeyError(path)
             self._active = Path(path)
 
-    def active(self) -> LoadedModel | None:
+    def active(self) -> Classifier | None:
         """The active model, or None when there is none yet."""
         with self._lock:
             return self._loaded.get(self._active) if self._active else None

@@ -7,6 +7,7 @@ starts them, through `gui.tasks.TaskRunner` (at most one task of each kind).
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from core.dataset import load_dataset, summarize
 from core.errors import CancelledError, ImageError, ModelError
 from core.images import load_images, read_image
 from core.inference import Prediction, predict_files
-from core.model_io import LoadedModel
+from core.model_io import Classifier
 from core.paths import BUNDLED_MODEL
 from gui.model_library import ModelLibrary
 from gui.tasks import TaskContext
@@ -63,7 +64,7 @@ def load_overview(folder: str, ctx: TaskContext) -> DatasetOverview:
     return DatasetOverview(summary, samples)
 
 
-def classify_task(model: LoadedModel, files: list[str], tta: bool | None,
+def classify_task(model: Classifier, files: list[str], tta: bool | None,
                   ctx: TaskContext) -> list[Prediction]:
     """Classify `files` in chunks (runs in a worker), reporting progress."""
     results: list[Prediction] = []
@@ -78,6 +79,8 @@ def classify_task(model: LoadedModel, files: list[str], tta: bool | None,
 def training_task(config: TrainConfig | None, resume_dir: str | None,
                   ctx: TaskContext) -> dict[str, Any]:
     """Run `core.training.train` (or `resume`) in a worker, forwarding hooks as events."""
+    if "tensorflow" not in sys.modules:
+        ctx.status("Loading TensorFlow…")
     from core.training import resume, train
 
     last = 0.0
@@ -102,19 +105,34 @@ def training_task(config: TrainConfig | None, resume_dir: str | None,
             "stopped": result.stopped, "best_epoch": result.best_epoch}
 
 
-def load_backend(library: ModelLibrary, ctx: TaskContext) -> str:
-    from core.backend import keras
+@dataclass
+class ModelReady:
+    """Reported by `load_startup` as soon as the bundled model can classify."""
 
-    ctx.status("Loading plotting and TensorFlow…")
+    path: str
+    runtime: str
+
+
+def load_startup(library: ModelLibrary, ctx: TaskContext) -> str:
+    """Make the bundled model ready, through LiteRT when it can (no TensorFlow), then
+    import plotting so the first chart opens at once. Returns the bundled model's path."""
+    ready = ""
+    if BUNDLED_MODEL.is_file():
+        try:
+            ctx.status("Loading the bundled model…")
+            library.load(BUNDLED_MODEL, "litert")
+        except ModelError:  # no current twin or no LiteRT: Keras, and the twin is rebuilt
+            ctx.status("Loading TensorFlow and the bundled model…")
+            library.load(BUNDLED_MODEL, "auto", ctx.status)
+        library.activate(BUNDLED_MODEL)
+        model = library.active()
+        ready = str(BUNDLED_MODEL)
+        ctx.event(ModelReady(ready, model.runtime if model else ""))
+    ctx.status("Loading plotting…")
     import matplotlib.backends.backend_qtagg  # noqa: F401  (first plot tab opens at once)
     import pandas  # noqa: F401
 
-    keras()
-    if BUNDLED_MODEL.is_file():
-        library.load(BUNDLED_MODEL)
-        library.activate(BUNDLED_MODEL)
-        return str(BUNDLED_MODEL)
-    return ""
+    return ready
 
 
 def evaluate_folder(library: ModelLibrary, folder: str, ctx: TaskContext) -> dict[str, Any]:
@@ -138,17 +156,21 @@ def export_report_task(source: Any, target: str, ctx: TaskContext) -> str:
     return str(export_report(data, Path(target)))
 
 
-def gradcam_task(model: Any, path: str, ctx: TaskContext) -> dict[str, Any]:
+def gradcam_task(library: ModelLibrary, model_path: Path, path: str,
+                 ctx: TaskContext) -> dict[str, Any]:
+    """Grad-CAM of `path` with the Keras model of `model_path` (loading TensorFlow once)."""
     from core.gradcam import display_image, gradcam
 
-    cam = gradcam(model, path)
+    if "tensorflow" not in sys.modules:
+        ctx.status("Loading TensorFlow for Grad-CAM (once)…")
+    cam = gradcam(library.keras_model(model_path), path)
     return {"path": path, "image": display_image(path), "heatmap": cam.heatmap,
             "class_name": cam.class_name}
 
 
 def load_model_task(library: ModelLibrary, path: Path, activate: bool, ctx: TaskContext) -> str:
     ctx.status(f"Loading {path.name}…")
-    library.load(path)
+    library.load(path, "auto", ctx.status)
     if activate:
         library.activate(path)
     return str(path)

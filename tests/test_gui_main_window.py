@@ -273,9 +273,16 @@ def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
     from core.paths import BUNDLED_MODEL
 
     assert BUNDLED_MODEL.is_file(), "resources/models/default.keras is part of the app"
+    window.tabs.setCurrentWidget(window.classify_view)
+    # dropped before the model is ready: answered as soon as it is, not refused
+    drop_files(window.classify_view, [ROOT / "resources" / "icons" / "app.png"])
     window.start_background_loading()
-    qtbot.waitUntil(lambda: window.backend_ready, timeout=120000)
+    qtbot.waitUntil(lambda: window.startup_done, timeout=120000)
     assert window.models.active_path() == BUNDLED_MODEL
+    assert window.runtime_label.text() == "Classifies with LiteRT"  # its twin, no TensorFlow
+    qtbot.waitUntil(lambda: window.classify_view.result_label.text() != "", timeout=60000)
+    assert window.classify_view.result_label.text().startswith("Not classified (domain score")
+    assert window.statusBar().currentMessage() == "1 image classified by LiteRT"
     view = window.models_view
     assert "Default model" in view.active_label.text()
     view.list.setCurrentRow(0)

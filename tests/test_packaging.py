@@ -38,7 +38,8 @@ def test_the_wheel_holds_the_bundled_model_icons_and_both_commands(wheel: Path) 
                             if n.endswith("entry_points.txt"))
     assert model.file_size == (ROOT / "resources" / "models" / "default.keras").stat().st_size
     assert {"resources/icons/app.png", "resources/skin-lesion-classifier.desktop",
-            "core/cli.py", "gui/app.py"} <= names
+            "core/cli.py", "gui/app.py", "resources/models/default.tflite",
+            "resources/models/default.tflite.json"} <= names  # the twin answers without TF
     assert "[console_scripts]\nskin-lesion = core.cli:main" in entry_points
     assert "[gui_scripts]\nskin-lesion-app = gui.app:run_app" in entry_points
 
@@ -59,6 +60,7 @@ def test_the_installed_command_predicts_from_another_folder(wheel: Path, tmp_pat
                            str(image)], cwd=elsewhere, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    assert "answered by LiteRT" in done.stderr  # the installed twin is current
     [row] = json.loads(done.stdout)
     assert row["path"] == str(image) and len(row["probabilities"]) == 7
     assert isinstance(row["in_domain"], bool)  # the installed model carries its gate

@@ -43,3 +43,29 @@ def test_bundled_model_refuses_photos_and_accepts_another_clinics_lesions() -> N
     ph2 = load_images(load_dataset(SHARED / "ph2"), size, crop).images
     accepted = model.classify(ph2).in_domain
     assert accepted is not None and accepted.mean() >= 0.95
+
+
+def test_the_bundled_twin_answers_like_keras_on_real_images() -> None:
+    import numpy as np
+    import pytest
+
+    from core.images import read_image
+    from core.model_io import load_model
+    from core.paths import BUNDLED_MODEL
+    from core.twin import load_twin
+    from tests.conftest import SHARED
+
+    groups = [sorted((SHARED / "ham10000" / "HAM10000_images_part_1").glob("*.jpg"))[:60],
+              sorted((SHARED / "ph2").rglob("*.jpg"))[:20],
+              sorted((SHARED / "ood-photos").glob("*.jpg"))[:20]]
+    if any(len(g) < 20 for g in groups):
+        pytest.skip(f"HAM10000, ph2 and ood-photos not found under {SHARED}")
+    keras_model, twin = load_model(BUNDLED_MODEL), load_twin(BUNDLED_MODEL)
+    size, crop = twin.info.image_size, twin.info.crop
+    images = np.stack([read_image(p, size, crop) for g in groups for p in g])
+    assert len(images) == 100
+    a, b = keras_model.classify(images), twin.classify(images)  # the stored recipe: 4 views
+    np.testing.assert_allclose(b.probabilities, a.probabilities, atol=1e-4)
+    assert (b.probabilities.argmax(1) == a.probabilities.argmax(1)).all()
+    assert a.in_domain is not None and b.in_domain is not None
+    assert (a.in_domain == b.in_domain).all() and (~b.in_domain[-20:]).sum() >= 18

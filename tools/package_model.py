@@ -73,6 +73,10 @@ def main() -> int:
     if size_mb > MAX_MB:
         print(f"too large: the bundled model must stay under {MAX_MB} MB", file=sys.stderr)
         return 1
+    from core.twin import build_twin
+
+    twin = build_twin(load_model(out), status=lambda m: print(m, flush=True))
+    print(f"wrote {twin} ({twin.stat().st_size / 1e6:.1f} MB), the LiteRT twin")
     return 0
 
 
