@@ -122,7 +122,8 @@ class Prediction:
 
 
 def predict_files(model: str | Path | Classifier | None, files: Sequence[str | Path],
-                  batch_size: int = 64, tta: bool | None = None) -> list[Prediction]:
+                  batch_size: int | None = None, tta: bool | None = None
+                  ) -> list[Prediction]:
     """Classify image files; unreadable ones get `error` set instead of a label.
 
     `tta=None` follows the model's stored recipe.
