@@ -43,3 +43,15 @@ def test_bundled_model_refuses_photos_and_accepts_another_clinics_lesions() -> N
     ph2 = load_images(load_dataset(SHARED / "ph2"), size, crop).images
     accepted = model.classify(ph2).in_domain
     assert accepted is not None and accepted.mean() >= 0.95
+
+
+def test_jpeg_fast_path_gives_pillows_pixels_on_real_images(real_ham: Path) -> None:
+    import numpy as np
+
+    from core.images import read_image
+    from tests.test_images import _pillow_only
+
+    paths = list(load_dataset(real_ham).records["path"])[::20]  # 501 images
+    for size, crop in ((64, "squash"), (128, "center")):
+        for path in paths:
+            assert np.array_equal(read_image(path, size, crop), _pillow_only(path, size, crop))
