@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,12 +136,45 @@ def read_image(path: str | Path, size: int, crop: str = "squash") -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def iter_decoded(paths_: Sequence[str | Path], size: int, crop: str, failures: dict[int, str],
+                 *, should_stop: StopFn | None = None, workers: int | None = None,
+                 chunk: int = 256) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode in parallel threads, yielding (start, images) chunk by chunk, in order.
+
+    While the caller handles a chunk, the threads decode the next one. Failed images are
+    left as zeros and recorded in `failures` ({index: reason}). Only two chunks are held.
+    """
+    n = len(paths_)
+
+    def work(i: int, out: np.ndarray, row: int) -> None:
+        try:
+            out[row] = read_image(paths_[i], size, crop)
+        except ImageError as exc:
+            failures[i] = str(exc)
+
+    def submit(start: int) -> tuple[int, np.ndarray, list[Future[None]]]:
+        out = np.zeros((min(n, start + chunk) - start, size, size, 3), dtype=np.uint8)
+        return start, out, [pool.submit(work, start + r, out, r) for r in range(len(out))]
+
+    workers = workers or min(32, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = submit(0) if n else None
+        while pending:
+            start, out, futures = pending
+            for future in futures:
+                future.result()
+            if should_stop and should_stop():
+                raise CancelledError("image loading was stopped")
+            pending = submit(start + chunk) if start + chunk < n else None
+            yield start, out
+
+
 def decode_many(paths_: Sequence[str | Path], size: int, crop: str = "squash", *,
                 on_progress: ProgressFn | None = None, should_stop: StopFn | None = None,
                 workers: int | None = None,
                 on_chunk: Callable[[np.ndarray], None] | None = None
                 ) -> tuple[np.ndarray, dict[int, str]]:
-    """Decode many images in parallel threads (Pillow releases the GIL while decoding).
+    """Decode many images in parallel threads (see `iter_decoded`).
 
     Returns the stacked array (failed images left as zeros) and {index: reason} of failures.
     `on_chunk` receives each decoded chunk in order, in this thread, while the workers
@@ -150,35 +183,13 @@ def decode_many(paths_: Sequence[str | Path], size: int, crop: str = "squash", *
     n = len(paths_)
     out = np.zeros((n, size, size, 3), dtype=np.uint8)
     failures: dict[int, str] = {}
-
-    def work(i: int) -> None:
-        try:
-            out[i] = read_image(paths_[i], size, crop)
-        except ImageError as exc:
-            failures[i] = str(exc)
-
-    def finish(start: int, futures: list[Future[None]]) -> None:
-        for future in futures:
-            future.result()
-        end = start + len(futures)
+    for start, images in iter_decoded(paths_, size, crop, failures, should_stop=should_stop,
+                                      workers=workers):
+        out[start:start + len(images)] = images
         if on_chunk:
-            on_chunk(out[start:end])
+            on_chunk(images)
         if on_progress:
-            on_progress(end, n)
-
-    workers = workers or min(32, (os.cpu_count() or 2) * 2)
-    chunk = 256
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        previous: tuple[int, list[Future[None]]] | None = None
-        for start in range(0, n, chunk):
-            if should_stop and should_stop():
-                raise CancelledError("image loading was stopped")
-            submitted = [pool.submit(work, i) for i in range(start, min(n, start + chunk))]
-            if previous:
-                finish(*previous)
-            previous = (start, submitted)
-        if previous:
-            finish(*previous)
+            on_progress(start + len(images), n)
     return out, failures
 
 
