@@ -139,3 +139,30 @@ def test_an_image_that_breaks_during_a_streamed_run_is_named(ham_dir: Path,
 
     with pytest.raises(DatasetError, match=f"{victim.name}.*readable when training started"):
         streamed[0:5]
+
+
+def test_the_settings_turn_streaming_on_for_a_dataset_too_large_for_memory(qtbot) -> None:
+    from gui.train_settings import STREAM_ABOVE_BYTES
+    from gui.train_view import TrainView
+
+    view = TrainView()
+    qtbot.addWidget(view)
+    settings = view.settings
+    settings.select(settings.model_box, "cnn")
+    settings.size_spin.setValue(128)
+    per_image = 128 * 128 * 3
+    view.set_dataset("SMALL", STREAM_ABOVE_BYTES // per_image)  # just fits
+    assert not settings.stream_check.isChecked() and settings.stream_note.isHidden()
+    view.set_dataset("LARGE", STREAM_ABOVE_BYTES // per_image + 1)
+    assert settings.stream_check.isChecked() and view.config().stream is True
+    assert not settings.stream_note.isHidden()
+    assert "images at 128 px decode to 2.0 GiB" in settings.stream_note.text()
+    settings.size_spin.setValue(64)  # a quarter of the pixels: back in memory
+    assert not settings.stream_check.isChecked() and settings.stream_note.isHidden()
+    settings.size_spin.setValue(128)
+    assert settings.stream_check.isChecked()
+    settings.stream_check.setChecked(False)  # the user's choice is kept
+    settings.size_spin.setValue(160)
+    assert not settings.stream_check.isChecked() and settings.stream_note.isHidden()
+    view.set_dataset("SMALL", 100)
+    assert not settings.stream_check.isChecked()
