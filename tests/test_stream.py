@@ -156,7 +156,7 @@ def test_the_settings_turn_streaming_on_for_a_dataset_too_large_for_memory(qtbot
     view.set_dataset("LARGE", STREAM_ABOVE_BYTES // per_image + 1)
     assert settings.stream_check.isChecked() and view.config().stream is True
     assert not settings.stream_note.isHidden()
-    assert "images at 128 px decode to 2.0 GiB" in settings.stream_note.text()
+    assert "images at 128 px decode to 1.0 GiB" in settings.stream_note.text()
     settings.size_spin.setValue(64)  # a quarter of the pixels: back in memory
     assert not settings.stream_check.isChecked() and settings.stream_note.isHidden()
     settings.size_spin.setValue(128)
