@@ -42,8 +42,8 @@ BALANCE_MODES = (("Resample each class (training part only)", "resample"),
 NOT_IN_FORM = ("data_dir",)  # the dataset comes from the Dataset view
 # Decoded pixels above which "Stream images from disk" turns itself on. Measured with
 # bench/stream_memory.py (docs/benchmarks.md): in memory a run peaks at about 0.85 GiB plus
-# 3.4 times the decoded size (the training part is copied, made a tensor and held in the
-# shuffle buffer), so 1 GiB decoded means a ~4 GiB peak, half of an 8 GiB laptop;
+# 3.4 times the decoded size (the array, and presumably tf.data's copies of the training
+# part), so 1 GiB decoded means a ~4 GiB peak, half of an 8 GiB laptop;
 # streamed it stays at ~0.9 GiB whatever the size, and its input pipeline (~2,500 images/s
 # from the cache file) is far above the training speed of the models on a CPU (the study's
 # CNN: ~100 images/s at 32 px).
