@@ -61,9 +61,11 @@ def _jpeg_draft(path: Path, draft: int) -> Image.Image | None:
     EXIF orientation, a file the strict decoder refuses) goes the Pillow way.
     """
     with open(path, "rb") as fh:
-        data = fh.read(JPEG_MAX_BYTES + 1)
-    if not data.startswith(b"\xff\xd8\xff") or len(data) > JPEG_MAX_BYTES \
-            or data.find(b"Exif\x00\x00", 0, 65536) >= 0:
+        # read(), not read(limit): a limit is allocated up front, 64 MiB per image
+        if os.fstat(fh.fileno()).st_size > JPEG_MAX_BYTES:
+            return None
+        data = fh.read()
+    if not data.startswith(b"\xff\xd8\xff") or data.find(b"Exif\x00\x00", 0, 65536) >= 0:
         return None
     try:
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
