@@ -115,12 +115,12 @@ class StreamedImages:
                                "training started)")
         return images
 
-    def tf_images(self, positions: Any) -> Any:
+    def tf_images(self, record: Any) -> Any:
         """A `tf.data` map function's body: the image of one record index tensor."""
         from core.backend import tf
 
         tf_ = tf()
-        image = tf_.numpy_function(lambda i: self.decode_one(int(i)), [positions], tf_.uint8,
+        image = tf_.numpy_function(lambda i: self.decode_one(int(i)), [record], tf_.uint8,
                                    stateful=False)
         image.set_shape((self.files.size, self.files.size, 3))
         return image
