@@ -93,6 +93,10 @@ class TrainConfig:
                                  kind="path")
     use_cache: bool = _opt(True, help="keep decoded images in the per-user cache",
                            label="Cache decoded images", cli="--image-cache")
+    stream: bool = _opt(False, help="read images from disk batch by batch while training "
+                        "instead of decoding them all into memory (for data larger than "
+                        "memory; with the image cache on, they are read from the cache file)",
+                        label="Stream images from disk")
 
     @property
     def size(self) -> int:

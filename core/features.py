@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from core import paths
 from core.backend import keras
 from core.errors import CancelledError
 from core.models import FEATURES
+
+if TYPE_CHECKING:
+    from core.stream import StreamedImages  # read batch by batch, like an array
 
 CACHE_VERSION = 1
 
@@ -48,7 +51,7 @@ def cache_key(fingerprint: str, size: int, crop: str, model_name: str,
     return f"v{CACHE_VERSION}-{digest.hexdigest()[:20]}"
 
 
-def backbone_features(extractor: Any, images: np.ndarray, key: str | None, *,
+def backbone_features(extractor: Any, images: np.ndarray | StreamedImages, key: str | None, *,
                       batch_size: int = 32,
                       on_progress: Callable[[int, int], None] | None = None,
                       should_stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, bool]:

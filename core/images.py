@@ -9,13 +9,16 @@ from __future__ import annotations
 import errno
 import json
 import os
+import tempfile
 import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core import paths
@@ -27,6 +30,9 @@ from core.errors import CancelledError, ImageError
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 CROP_POLICIES = ("squash", "center")
+ORIENTATION = 0x0112  # the EXIF tag exif_transpose reads
+TASK = 16  # images per thread-pool task
+JPEG_MAX_BYTES = 64 * 2**20  # a larger "JPEG" is left to Pillow's own checks
 CACHE_VERSION = 1
 
 ProgressFn = Callable[[int, int], None]
@@ -45,6 +51,36 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _jpeg_draft(path: Path, draft: int) -> Image.Image | None:
+    """A plain JPEG decoded by libjpeg-turbo directly at Pillow's `draft` scale, or None.
+
+    The same decoder (both wheels bundle libjpeg-turbo), scale and colour conversion as
+    Pillow's draft decode, so the same pixels (tests/test_images.py and test_real_data.py
+    compare them), without Pillow's per-image Python work (marker parsing, copies), which
+    holds the GIL and kept the decoding threads from using both cores. Anything else (an
+    EXIF orientation, a file the strict decoder refuses) goes the Pillow way.
+    """
+    with open(path, "rb") as fh:
+        # read(), not read(limit): a limit is allocated up front, 64 MiB per image
+        if os.fstat(fh.fileno()).st_size > JPEG_MAX_BYTES:
+            return None
+        data = fh.read()
+    if not data.startswith(b"\xff\xd8\xff") or data.find(b"Exif\x00\x00", 0, 65536) >= 0:
+        return None
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace != "YCbCr" or width * height > Image.MAX_IMAGE_PIXELS:
+            return None
+        scale = min(width // draft, height // draft)
+        scale = next((s for s in (8, 4, 2, 1) if scale >= s), 1)  # Pillow's draft rule
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_factor=scale,
+                                        min_height=-(-height // scale),
+                                        min_width=-(-width // scale))
+    except ValueError:
+        return None
+    return Image.fromarray(pixels, "RGB")
+
+
 def open_image(path: str | Path, draft: int | None = None) -> Image.Image:
     """Decode one image upright as RGB; raise `ImageError` with the reason.
 
@@ -52,9 +88,15 @@ def open_image(path: str | Path, draft: int | None = None) -> Image.Image:
     """
     path = Path(path)
     try:
+        fast = _jpeg_draft(path, draft) if draft else None
+        if fast is not None:
+            return fast
         with Image.open(path) as opened:
             if draft and opened.format == "JPEG":
                 opened.draft("RGB", (draft, draft))
+            if opened.mode == "RGB" and opened.getexif().get(ORIENTATION, 1) == 1:
+                opened.load()  # already upright RGB: skip the two copies below (same pixels)
+                return opened
             return _to_rgb(ImageOps.exif_transpose(opened))
     except FileNotFoundError as exc:
         raise ImageError(f"{path.name}: file not found") from exc
@@ -97,32 +139,64 @@ def read_image(path: str | Path, size: int, crop: str = "squash") -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def iter_decoded(paths_: Sequence[str | Path], size: int, crop: str, failures: dict[int, str],
+                 *, should_stop: StopFn | None = None, workers: int | None = None,
+                 chunk: int = 256) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode in parallel threads, yielding (start, images) chunk by chunk, in order.
+
+    While the caller handles a chunk, the threads decode the next one. Failed images are
+    left as zeros and recorded in `failures` ({index: reason}). Only two chunks are held.
+    Each task decodes `TASK` images: one future per image cost more CPU in hand-offs
+    between threads than a JPEG takes to decode.
+    """
+    n = len(paths_)
+
+    def work(first: int, out: np.ndarray, row: int, count: int) -> None:
+        for k in range(count):
+            try:
+                out[row + k] = read_image(paths_[first + k], size, crop)
+            except ImageError as exc:
+                failures[first + k] = str(exc)
+
+    def submit(start: int) -> tuple[int, np.ndarray, list[Future[None]]]:
+        out = np.zeros((min(n, start + chunk) - start, size, size, 3), dtype=np.uint8)
+        return start, out, [pool.submit(work, start + r, out, r, min(TASK, len(out) - r))
+                            for r in range(0, len(out), TASK)]
+
+    workers = workers or os.cpu_count() or 2
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = submit(0) if n else None
+        while pending:
+            start, out, futures = pending
+            for future in futures:
+                future.result()
+            if should_stop and should_stop():
+                raise CancelledError("image loading was stopped")
+            pending = submit(start + chunk) if start + chunk < n else None
+            yield start, out
+
+
 def decode_many(paths_: Sequence[str | Path], size: int, crop: str = "squash", *,
                 on_progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-                workers: int | None = None) -> tuple[np.ndarray, dict[int, str]]:
-    """Decode many images in parallel threads (Pillow releases the GIL while decoding).
+                workers: int | None = None,
+                on_chunk: Callable[[np.ndarray], None] | None = None
+                ) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode many images in parallel threads (see `iter_decoded`).
 
     Returns the stacked array (failed images left as zeros) and {index: reason} of failures.
+    `on_chunk` receives each decoded chunk in order, in this thread, while the workers
+    decode the next one (the cold load writes its cache that way instead of afterwards).
     """
     n = len(paths_)
     out = np.zeros((n, size, size, 3), dtype=np.uint8)
     failures: dict[int, str] = {}
-
-    def work(i: int) -> None:
-        try:
-            out[i] = read_image(paths_[i], size, crop)
-        except ImageError as exc:
-            failures[i] = str(exc)
-
-    workers = workers or min(32, (os.cpu_count() or 2) * 2)
-    chunk = 64
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, n, chunk):
-            if should_stop and should_stop():
-                raise CancelledError("image loading was stopped")
-            list(pool.map(work, range(start, min(n, start + chunk))))
-            if on_progress:
-                on_progress(min(n, start + chunk), n)
+    for start, images in iter_decoded(paths_, size, crop, failures, should_stop=should_stop,
+                                      workers=workers):
+        out[start:start + len(images)] = images
+        if on_chunk:
+            on_chunk(images)
+        if on_progress:
+            on_progress(start + len(images), n)
     return out, failures
 
 
@@ -160,23 +234,67 @@ def load_images(dataset: Dataset, size: int, crop: str = "squash", *, use_cache:
                 return ImageSet(images[keep] if index["failures"] else images, True)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is rebuilt below
-    images, failures = decode_many(list(dataset.records["path"]), size, crop,
-                                   on_progress=on_progress, should_stop=should_stop)
+    writer = _CacheWriter(folder, (len(ids), size, size, 3)) if use_cache else None
+    try:
+        images, failures = decode_many(list(dataset.records["path"]), size, crop,
+                                       on_progress=on_progress, should_stop=should_stop,
+                                       on_chunk=writer.write if writer else None)
+    except BaseException:
+        if writer:
+            writer.abandon()
+        raise
     by_id = {ids[i]: reason for i, reason in failures.items()}
-    if use_cache:
-        _write_cache(folder, images, ids, by_id)
+    if writer:
+        writer.finish(ids, by_id)
     dataset.drop_images(by_id)
     keep = [i for i in range(len(ids)) if i not in failures]
     return ImageSet(images[keep] if failures else images, False)
 
 
-def _write_cache(folder: Path, images: np.ndarray, ids: list[str],
-                 failures: dict[str, str]) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with paths.atomic_path(folder / "images.npy") as tmp, open(tmp, "wb") as fh:
-            np.save(fh, images)
-        paths.write_text_atomic(folder / "index.json",
-                                json.dumps({"image_ids": ids, "failures": failures}))
-    except OSError:
-        pass  # caching is an optimisation: a full or read-only disk must not stop loading
+class _CacheWriter:
+    """Writes the cache's images.npy chunk by chunk as they are decoded, then its index.
+
+    Caching is an optimisation: a full or read-only disk turns it off, never stops loading.
+    """
+
+    def __init__(self, folder: Path, shape: tuple[int, ...]) -> None:
+        self.folder = folder
+        self.fh: BinaryIO | None = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=".images.npy.", dir=folder)
+            self.tmp = Path(name)
+            self.fh = os.fdopen(fd, "wb")
+            np.lib.format.write_array_header_1_0(
+                self.fh, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        except OSError:
+            self.abandon()
+
+    def write(self, chunk: np.ndarray) -> None:
+        if self.fh:
+            try:
+                self.fh.write(np.ascontiguousarray(chunk).data)
+            except OSError:
+                self.abandon()
+
+    def finish(self, ids: list[str], failures: dict[str, str]) -> None:
+        if not self.fh:
+            return
+        try:
+            self.fh.close()
+            self.fh = None
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600
+            os.replace(self.tmp, self.folder / "images.npy")
+            paths.write_text_atomic(self.folder / "index.json",
+                                    json.dumps({"image_ids": ids, "failures": failures}))
+        except OSError:
+            self.abandon()
+
+    def abandon(self) -> None:
+        if self.fh:
+            self.fh.close()
+            self.fh = None
+        if hasattr(self, "tmp"):
+            self.tmp.unlink(missing_ok=True)

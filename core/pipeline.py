@@ -22,19 +22,28 @@ from core.splits import (
     split_lesion,
     split_seed_leaky,
 )
+from core.stream import StreamedImages
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, n_classes: int, batch_size: int,
-                  shuffle_seed: int | None, augment: bool = False) -> Any:
-    """A batched, prefetched `tf.data` pipeline; augmentation runs in it, not in the model."""
+def make_dataset(images: np.ndarray | StreamedImages, labels: np.ndarray, n_classes: int,
+                 batch_size: int, shuffle_seed: int | None, augment: bool = False) -> Any:
+    """A batched, prefetched `tf.data` pipeline; augmentation runs in it, not in the model.
+
+    `images` is an array (images or cached features) or a `StreamedImages` view: then the
+    record indices are what is shuffled, and a parallel map reads each image, so both give
+    the same images in the same order for the same seed.
+    """
     tf_ = tf()
     onehot = np.eye(n_classes, dtype=np.float32)[labels]
-    ds = tf_.data.Dataset.from_tensor_slices((images, onehot))  # images or cached features
+    elements = images.positions if isinstance(images, StreamedImages) else images
+    ds = tf_.data.Dataset.from_tensor_slices((elements, onehot))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if isinstance(images, StreamedImages):
+        ds = ds.map(lambda i, y: (images.tf_images(i), y), num_parallel_calls=tf_.data.AUTOTUNE)
     ds = ds.batch(batch_size).map(lambda x, y: (tf_.cast(x, "float32"), y))
     if augment:
         layers = keras().layers

@@ -39,6 +39,7 @@ from core.pipeline import (
 )
 from core.runs import RunFolder, RunState
 from core.splits import class_weights, parse_balance
+from core.stream import StreamedImages, stream_images
 from core.trust import Part, TrustFit, fit_trust, score_inputs
 from core.twin import ensure_twin, litert_available
 
@@ -74,7 +75,7 @@ class _Data:
     """The decoded dataset and its split, ready to train on."""
 
     dataset: Dataset
-    images: np.ndarray
+    images: np.ndarray | StreamedImages  # streamed: read from disk when used
     labels: np.ndarray
     split: Split
 
@@ -90,7 +91,7 @@ class _Models:
 
     model: Any
     fit_model: Any
-    inputs: np.ndarray
+    inputs: np.ndarray | StreamedImages
     feature_mode: bool
 
 
@@ -110,9 +111,16 @@ def _prepare_data(config: TrainConfig, hooks: _Hooks) -> _Data:
     """Read, decode and split the dataset (deterministic for the config's seed)."""
     hooks.status("reading dataset")
     dataset = load_dataset(config.data_dir)
-    hooks.status(f"decoding {len(dataset.records)} images at {config.size} px")
-    images = load_images(dataset, config.size, config.crop, use_cache=config.use_cache,
-                         on_progress=hooks.load_progress, should_stop=hooks.stop).images
+    images: np.ndarray | StreamedImages
+    if config.stream:
+        hooks.status(f"checking {len(dataset.records)} images at {config.size} px for "
+                     "streaming")
+        images = stream_images(dataset, config.size, config.crop, use_cache=config.use_cache,
+                               on_progress=hooks.load_progress, should_stop=hooks.stop)
+    else:
+        hooks.status(f"decoding {len(dataset.records)} images at {config.size} px")
+        images = load_images(dataset, config.size, config.crop, use_cache=config.use_cache,
+                             on_progress=hooks.load_progress, should_stop=hooks.stop).images
     labels = dataset.records["dx"].map({c: i for i, c in enumerate(dataset.classes)}).to_numpy()
     split = make_split(config, dataset.records, labels, hooks.status)
     check_classes(dataset.classes, labels, split)

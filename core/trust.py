@@ -29,8 +29,10 @@ Status = Callable[[str], None]
 class Part:
     """One part of a split: what the model reads, the raw images, the class indices."""
 
-    inputs: np.ndarray  # images, or cached backbone features for a transfer model's head
-    images: np.ndarray  # uint8 (n, size, size, 3), for the gate's texture statistics
+    # images, or cached backbone features for a transfer model's head; a
+    # `core.stream.StreamedImages` (read in chunks) when training streams its images
+    inputs: Any
+    images: Any  # uint8 (n, size, size, 3), for the gate's texture statistics
     labels: np.ndarray
 
 

@@ -159,7 +159,8 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def on_dataset_loaded(self, overview: Any) -> None:
         self.dataset_view.show_overview(overview)
-        self.train_view.set_dataset(str(overview.summary["root"]))
+        self.train_view.set_dataset(str(overview.summary["root"]),
+                                    int(overview.summary["n_images"]))
         self.show_message(f"Dataset loaded: {overview.summary['n_images']} images")
 
     @Slot(str)

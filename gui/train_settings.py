@@ -40,6 +40,14 @@ CHOICE_TEXT = {  # friendlier words for some choices; the rest show as they are
 BALANCE_MODES = (("Resample each class (training part only)", "resample"),
                  ("Class weights", "class-weights"), ("None", "none"))
 NOT_IN_FORM = ("data_dir",)  # the dataset comes from the Dataset view
+# Decoded pixels above which "Stream images from disk" turns itself on. Measured with
+# bench/stream_memory.py (docs/benchmarks.md): in memory a run peaks at about 0.85 GiB plus
+# 3.4 times the decoded size (the array, and presumably tf.data's copies of the training
+# part), so 1 GiB decoded means a ~4 GiB peak, half of an 8 GiB laptop;
+# streamed it stays at ~0.9 GiB whatever the size, and its input pipeline (~2,500 images/s
+# from the cache file) is far above the training speed of the models on a CPU (the study's
+# CNN: ~100 images/s at 32 px).
+STREAM_ABOVE_BYTES = 2**30
 
 
 def _combo(items: list[tuple[str, str]]) -> QComboBox:
@@ -99,6 +107,17 @@ class TrainSettings(QGroupBox):
         self.frozen_note.setWordWrap(True)
         self.frozen_note.setStyleSheet("color: #2f5f8a;")
         self.form.insertRow(self.form.rowCount(), "", self.frozen_note)
+        self.stream_check = cast(QCheckBox, self.editors["stream"])
+        self.stream_check.toggled.disconnect(self._update)  # it must know who toggled first
+        self.stream_check.toggled.connect(self._stream_toggled)
+        self.stream_note = QLabel()
+        self.stream_note.setWordWrap(True)
+        self.stream_note.setStyleSheet("color: #2f5f8a;")
+        self.form.insertRow(self._rows["stream"] + 1, "", self.stream_note)
+        self.dataset_images: int | None = None
+        self._stream_auto = False  # streaming was turned on here, not by the user
+        self._stream_user = False  # the user chose, for this dataset: no more suggestions
+        self._stream_setting = False
         self.leak_warning = QLabel("⚠ The seed-leaky protocol resamples before splitting: copies "
                                    "of one image sit on both sides and scores are inflated.")
         self.leak_warning.setWordWrap(True)
@@ -191,7 +210,46 @@ class TrainSettings(QGroupBox):
             and self.augment_check.isChecked() and self.fine_tune_spin.value() == 0
             else "")
         self.frozen_note.setVisible(bool(self.frozen_note.text()))
+        if hasattr(self, "stream_note"):  # built after the editors, whose signals call this
+            self._suggest_stream()
         self.changed.emit()
+
+    def set_dataset_size(self, n_images: int | None) -> None:
+        """The loaded dataset's image count: above `STREAM_ABOVE_BYTES` of decoded pixels at
+        the chosen size, streaming turns itself on (with a note why)."""
+        if self._stream_auto:
+            self._set_stream(False)
+        self.dataset_images = n_images
+        self._stream_auto = self._stream_user = False
+        self._update()
+
+    def _stream_toggled(self) -> None:
+        if not self._stream_setting:  # the user's choice wins until the next dataset
+            self._stream_auto, self._stream_user = False, True
+        self._update()
+
+    def _suggest_stream(self) -> None:
+        n = self.dataset_images
+        decoded = (n or 0) * self.size_spin.value() ** 2 * 3
+        large = decoded > STREAM_ABOVE_BYTES
+        if large and not self._stream_user and not self.stream_check.isChecked():
+            self._stream_auto = True
+            self._set_stream(True)
+        elif not large and self._stream_auto:
+            self._stream_auto = False
+            self._set_stream(False)
+        self.stream_note.setText(
+            f"{n:,} images at {self.size_spin.value()} px decode to {decoded / 2**30:.1f} GiB, "
+            f"more than the {STREAM_ABOVE_BYTES / 2**30:.0f} GiB kept in memory: they are "
+            "streamed from disk." if self._stream_auto else "")
+        self.stream_note.setVisible(self._stream_auto)
+
+    def _set_stream(self, on: bool) -> None:
+        before, self._stream_setting = self._stream_setting, True  # its signal re-enters
+        try:
+            self.stream_check.setChecked(on)
+        finally:
+            self._stream_setting = before
 
     def _preview(self) -> TrainConfig:
         return self.config("")

@@ -121,10 +121,11 @@ class TrainView(QWidget):
         self.start_button.setEnabled(bool(self.dataset) and not running)
         self.stop_button.setEnabled(running)
 
-    def set_dataset(self, folder: str) -> None:
-        """Use `folder` for the next training run."""
+    def set_dataset(self, folder: str, n_images: int | None = None) -> None:
+        """Use `folder` (of `n_images` images, when known) for the next training run."""
         self.dataset = folder
         self.dataset_label.setText(f"Dataset: {folder}")
+        self.settings.set_dataset_size(n_images)
         self._update_enabled()
 
     def config(self) -> TrainConfig:

@@ -75,3 +75,47 @@ def test_second_load_comes_from_cache_and_matches(ham_dir: Path) -> None:
     np.testing.assert_array_equal(first.images, second.images)
     other_size = load_images(load_dataset(ham_dir), 12)
     assert not other_size.from_cache
+
+
+def _pillow_only(path: Path, size: int, crop: str) -> np.ndarray:
+    """The decode before the libjpeg-turbo fast path: Pillow's draft, transpose, resize."""
+    from PIL import ImageOps
+
+    from core.images import _to_rgb, center_square
+
+    with Image.open(path) as opened:
+        if opened.format == "JPEG":
+            opened.draft("RGB", (size, size))
+        img = _to_rgb(ImageOps.exif_transpose(opened))
+    if crop == "center":
+        img = center_square(img)
+    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("frame", [(600, 450), (200, 150), (37, 53)])
+@pytest.mark.parametrize("size", [16, 64, 224])
+@pytest.mark.parametrize("crop", ["squash", "center"])
+def test_jpeg_fast_path_gives_pillows_pixels(tmp_path: Path, frame, size: int, crop: str) -> None:
+    rng = np.random.default_rng(frame[0] + size)
+    pixels = rng.integers(0, 256, (frame[1], frame[0], 3), dtype=np.uint8)
+    path = tmp_path / "x.jpg"
+    Image.fromarray(pixels).save(path, quality=90)
+    from core.images import _jpeg_draft
+
+    assert _jpeg_draft(path, size) is not None  # the fast path was taken
+    assert np.array_equal(read_image(path, size, crop), _pillow_only(path, size, crop))
+
+
+def test_jpeg_with_exif_orientation_goes_the_pillow_way(tmp_path: Path) -> None:
+    pixels = np.zeros((30, 60, 3), dtype=np.uint8)
+    pixels[:, :30] = 255  # white left half; orientation 6 rotates it to the top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    from core.images import _jpeg_draft
+
+    assert _jpeg_draft(path, 16) is None
+    out = read_image(path, 16)
+    assert np.array_equal(out, _pillow_only(path, 16, "squash"))
+    assert out[:4].mean() > 200 and out[-4:].mean() < 50  # upright: the white half on top

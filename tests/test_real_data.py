@@ -69,3 +69,15 @@ def test_the_bundled_twin_answers_like_keras_on_real_images() -> None:
     assert (b.probabilities.argmax(1) == a.probabilities.argmax(1)).all()
     assert a.in_domain is not None and b.in_domain is not None
     assert (a.in_domain == b.in_domain).all() and (~b.in_domain[-20:]).sum() >= 18
+
+
+def test_jpeg_fast_path_gives_pillows_pixels_on_real_images(real_ham: Path) -> None:
+    import numpy as np
+
+    from core.images import read_image
+    from tests.test_images import _pillow_only
+
+    paths = list(load_dataset(real_ham).records["path"])[::20]  # 501 images
+    for size, crop in ((64, "squash"), (128, "center")):
+        for path in paths:
+            assert np.array_equal(read_image(path, size, crop), _pillow_only(path, size, crop))
