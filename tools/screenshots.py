@@ -65,7 +65,7 @@ def main() -> int:
     win.setGeometry(0, 0, 1280, 880)
     win.show()
     win.start_background_loading()
-    wait(app, lambda: win.backend_ready)
+    wait(app, lambda: win.startup_done)
 
     win.open_dataset(str(args.data.resolve()))
     wait(app, lambda: win.train_view.dataset != "")
