@@ -141,3 +141,30 @@ def test_the_bundled_model_ships_a_current_twin() -> None:
     assert found.twin == BUNDLED_MODEL.with_suffix(".tflite"), found.problem
     twin = load_twin(BUNDLED_MODEL)
     assert twin.info.tta and twin.domain is not None  # the recipe and the gate come along
+
+
+ONLY_CLASSIFY_PACKAGES = (
+    "import sys, importlib.metadata as md\n"
+    "wanted = {l.split('==')[0].lower().replace('_', '-') for l in open(sys.argv[1]) "
+    "if l.strip() and not l.startswith('#')}\n"
+    "allowed = {top for top, dists in md.packages_distributions().items() "
+    "if any(d.lower().replace('_', '-') in wanted for d in dists)} | {'core'}\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        top = name.split('.')[0]\n"
+    "        if top not in allowed and top not in sys.stdlib_module_names:\n"
+    "            raise ImportError(f'{top} is not in requirements-classify.txt')\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "from core.cli import main\n"
+    "sys.exit(main(sys.argv[2:]))\n")
+
+
+def test_the_inference_only_install_has_all_that_predict_imports(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "nv.jpg", CLASS_COLOURS["nv"], size=(200, 150))
+    out = subprocess.run([sys.executable, "-c", ONLY_CLASSIFY_PACKAGES,
+                          str(ROOT / "requirements-classify.txt"), "predict", "--runtime",
+                          "litert", "--csv", str(tmp_path / "out.csv"), str(image)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{image}: ")
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].startswith(f"{image},")
