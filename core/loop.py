@@ -45,6 +45,15 @@ def with_class_weights(ds: Any, weights: dict[int, float] | None) -> Any:
     return ds.map(lambda x, y: (x, y, tf_.gather(table, tf_.argmax(y, axis=-1))))
 
 
+def whole_batches(ds: Any, n: int, global_batch: int, replicas: int) -> tuple[Any, int]:
+    """`ds` and its batch count, without a last batch smaller than the replicas: it would
+    leave a replica with no image and a NaN loss (a few images of the epoch are skipped)."""
+    full, rest = divmod(n, global_batch)
+    if 0 < rest < replicas:
+        return ds.take(full), full
+    return ds, full + (rest > 0)
+
+
 def fit_loop(model: Any, strategy: Any, train_ds: Any, val_ds: Any | None, *, epochs: int,
              initial_epoch: int, callback: Any) -> None:
     """Train `model` (compiled in `strategy`'s scope) from `initial_epoch` to `epochs`.

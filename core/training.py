@@ -10,7 +10,6 @@ a plain float32 model that is evaluated and saved.
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 import time
@@ -32,7 +31,7 @@ from core.errors import DatasetError
 from core.features import backbone_features, cache_key, split_transfer
 from core.images import load_images
 from core.keras_metrics import balanced_accuracy, metric_class
-from core.loop import fit_loop, with_class_weights
+from core.loop import fit_loop, whole_batches, with_class_weights
 from core.metrics import compute_metrics, grouped_ci, predictions_table
 from core.model_io import ModelInfo, apply_recipe, save_model
 from core.models import MODELS, build_model
@@ -214,7 +213,8 @@ def _fit(config: TrainConfig, data: _Data, models: _Models, run: RunFolder, stat
                             config.augment and not models.feature_mode)
     val_ds = make_dataset(models.inputs[split.val], data.labels[split.val], n_classes,
                           global_batch, None)
-    batches = math.ceil(len(split.train) / global_batch)
+    train_ds, batches = whole_batches(train_ds, len(split.train), global_batch, dist.replicas)
+    val_ds, _ = whole_batches(val_ds, len(split.val), global_batch, dist.replicas)
 
     def on_epoch(result: EpochResult) -> None:
         if board is not None:

@@ -163,3 +163,26 @@ def test_one_device_without_a_gpu_is_described_as_the_cpu() -> None:
     if tf().config.list_logical_devices("GPU"):
         pytest.skip("this machine has a GPU")
     assert describe(tf().distribute.get_strategy()) == "CPU"
+
+
+def test_no_replica_is_left_without_images_in_a_last_small_batch() -> None:
+    from core.backend import tf
+    from core.loop import whole_batches
+
+    ds = tf().data.Dataset.range(65).batch(4)  # the last batch holds 1 image
+    kept, batches = whole_batches(ds, 65, 4, replicas=2)
+    assert batches == 16 and sum(int(b.shape[0]) for b in kept) == 64
+    same, batches = whole_batches(ds, 65, 4, replicas=1)
+    assert batches == 17 and same is ds
+    _, batches = whole_batches(tf().data.Dataset.range(70).batch(8), 70, 8, replicas=2)
+    assert batches == 9  # a last batch of 6 splits 3 + 3: kept
+
+
+def test_gpu_and_tensorboard_are_optional_extras() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert extras["gpu"] == ["tensorflow[and-cuda]>=2.16; sys_platform == 'linux'"]
+    assert extras["tensorboard"] == ["tensorboard>=2.16"]
+    assert not any(d.startswith("tensorboard") for d in project["dependencies"])
