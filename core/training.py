@@ -320,20 +320,20 @@ def _run(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _Hooks) -> 
             own = RunFolder(Path(scratch) / "run")
             if resuming:
                 shutil.copytree(run.path, own.path)
-            return _train_phases(config, own, resuming, hooks, dist, None, started,
+            return _train_phases(config, own, resuming, hooks, dist, started,
                                  shown_dir=run.path)
-    return _train_phases(config, run, resuming, hooks, dist, RunBoard(
-        run.file(run.TENSORBOARD)), started)
+    return _train_phases(config, run, resuming, hooks, dist, started)
 
 
 def _train_phases(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _Hooks,
-                  dist: Distribution, board: RunBoard | None, started: float,
+                  dist: Distribution, started: float,
                   shown_dir: Path | None = None) -> TrainResult:
     data = _prepare_data(config, hooks)
     run.path.mkdir(parents=True, exist_ok=True)
     keras().utils.set_random_seed(config.seed)
     state = _continue_run(run, config, data, hooks) if resuming else \
         _start_run(run, config, data, dist.replicas)
+    board = RunBoard(run.file(run.TENSORBOARD)) if dist.is_chief else None
     models = _build_models(config, data, run, resuming, hooks, dist)
     callback, history = _fit(config, data, models, run, state, hooks, dist, board)
     stopped = bool(callback.stopped or hooks.stop())
