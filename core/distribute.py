@@ -179,9 +179,3 @@ def make_distribution(strategy: str, cpu_devices: int = 0,
     made = _strategy(strategy, cpu_devices)
     return Distribution(strategy, made, mixed_precision, describe(made, strategy))
 
-
-def device_description(strategy: str = "default") -> str:
-    """A short description of the devices a run with `strategy` would use (loads TF)."""
-    if strategy == "multi-worker":
-        return "multi-worker (TF_CONFIG)"
-    return describe(_strategy(strategy, 0), strategy)
