@@ -64,7 +64,9 @@ def fit_loop(model: Any, strategy: Any, train_ds: Any, val_ds: Any | None, *, ep
     train_dist = strategy.experimental_distribute_dataset(train_ds)
     val_dist = strategy.experimental_distribute_dataset(val_ds) if val_ds is not None else None
     with strategy.scope():  # optimizer and metric variables, before the step is traced
-        model._symbolic_build(data_batch=next(iter(train_ds)))  # as fit does (Keras 3.15)
+        # as fit does (Keras 3.15), from the element spec: reading a batch would start an
+        # extra pass, and the reshuffled order of every epoch would move by one
+        model._symbolic_build(data_batch=train_ds.element_spec)
     train_step, test_step = _step(strategy, model.train_step), _step(strategy, model.test_step)
     callback.set_model(model)
     model.stop_training = False
@@ -77,6 +79,10 @@ def fit_loop(model: Any, strategy: Any, train_ds: Any, val_ds: Any | None, *, ep
             callback.on_train_batch_end(index, logs)
             if model.stop_training:
                 break
+        else:
+            # model.fit (Keras 3.15) opens one more pass after a full epoch and never reads
+            # it; so does this loop, so a seed shuffles every epoch as it did under fit
+            iter(train_dist)
         epoch_logs = dict(logs)
         if val_dist is not None:
             model.reset_metrics()
@@ -88,7 +94,7 @@ def fit_loop(model: Any, strategy: Any, train_ds: Any, val_ds: Any | None, *, ep
                 if model.stop_evaluating:
                     break
             epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-        callback.on_epoch_end(epoch, epoch_logs)
+        callback.on_epoch_end(epoch, dict(sorted(epoch_logs.items())))  # fit's order
         if model.stop_training:
             break
     model.optimizer.finalize_variable_values(model.trainable_weights)
