@@ -17,7 +17,6 @@ import numpy as np
 
 from core.backend import tf
 
-
 SCALAR_DATA_CLASS, BLOB_SEQUENCE_DATA_CLASS = 1, 3  # tensorboard's summary.proto DataClass
 
 
