@@ -154,6 +154,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     data = {"run_dir": str(result.run_dir), "stopped": result.stopped,
             "best_epoch": result.best_epoch, "metrics": result.metrics}
+    if not result.chief:
+        _emit(args, {**data, "chief": False}, "worker finished; the chief worker wrote "
+              f"the run folder ({result.run_dir} on its host)")
+        return 0
     head = f"run: {result.run_dir}" + (" (stopped early)" if result.stopped else "")
     if result.metrics.get("leaky"):
         head += "\nwarning: seed-leaky split; these figures are inflated"

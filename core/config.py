@@ -14,6 +14,7 @@ import argparse
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from core.distribute import GUI_STRATEGIES, STRATEGIES
 from core.errors import DatasetError
 from core.images import CROP_POLICIES
 from core.models import MODELS
@@ -36,6 +37,8 @@ class Option:
     models: frozenset[str] | None = None  # None: every model
     kind: str = ""  # a special editor: "path" (a file), "balance", "dataset"; "" from the type
     cli: str = ""  # the CLI flag when it is not --the-field-name
+    gui: bool = True  # False: a command-line setting only (not in the app's form)
+    gui_choices: tuple[str, ...] | None = None  # the choices the app offers (None: all)
 
 
 def _opt(default: Any, **option: Any) -> Any:
@@ -53,7 +56,8 @@ class TrainConfig:
                                   + ", ".join(f"{k} {v.image_size}" for k, v in MODELS.items())
                                   + ")", label="Image size", low=8, high=1024)
     epochs: int = _opt(50, help="training epochs", label="Epochs", low=1, high=10000)
-    batch_size: int = _opt(32, help="images per batch", label="Batch size", low=1, high=4096)
+    batch_size: int = _opt(32, help="images per batch on each replica (the global batch is "
+                           "this times the replicas)", label="Batch size", low=1, high=4096)
     learning_rate: float = _opt(1e-3, help="Adam learning rate", label="Learning rate",
                                 low=1e-10, high=0.99)
     balance: str = _opt("resample:500", help="resample:N (training part only), class-weights "
@@ -97,6 +101,17 @@ class TrainConfig:
                         "instead of decoding them all into memory (for data larger than "
                         "memory; with the image cache on, they are read from the cache file)",
                         label="Stream images from disk")
+    # where the run trains (core.distribute)
+    strategy: str = _opt("default", help="default: one device; mirrored: every local GPU (or "
+                         "the --cpu-devices); multi-worker: the hosts in TF_CONFIG (command "
+                         "line only)", label="Strategy", choices=STRATEGIES,
+                         gui_choices=GUI_STRATEGIES)
+    cpu_devices: int = _opt(0, help="split the CPU into N logical devices (0: do not), e.g. "
+                            "to run mirrored without a GPU; command line only", label="CPU "
+                            "devices", low=0, high=64, gui=False)
+    mixed_precision: bool = _opt(False, help="compute in float16 with float32 weights and a "
+                                 "float32 softmax (mixed_float16; fast on recent GPUs, slow on "
+                                 "CPUs)", label="Mixed precision")
 
     @property
     def size(self) -> int:
@@ -195,8 +210,12 @@ def from_arguments(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
+DERIVED = ("replicas",)  # written beside the settings in config.json, not settings
+
+
 def from_json(data: dict[str, Any]) -> TrainConfig:
     """A `TrainConfig` from a run's `config.json` (unknown keys are refused)."""
+    data = {k: v for k, v in data.items() if k not in DERIVED}
     known = set(field_names())
     unknown = sorted(set(data) - known)
     if unknown:

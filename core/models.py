@@ -2,7 +2,9 @@
 
 Every model takes raw RGB images (values 0-255, already resized by `core.images`): scaling
 happens inside the model, so a saved model needs nothing else to be used. Layers are plain
-Keras layers (no Lambda), so saved models load in Keras' safe mode.
+Keras layers (no Lambda), so saved models load in Keras' safe mode. The softmax layer is
+float32 even under a mixed_float16 policy (`--mixed-precision`): in float16, small
+probabilities round to zero and the loss loses precision.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def build_mlp(image_size: int = 32, n_classes: int = 7) -> Any:
     x = layers.Dense(64, activation="relu")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(32, activation="relu")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities",
+                           dtype="float32")(x)
     return keras().Model(inputs, outputs, name="mlp")
 
 
@@ -67,7 +70,8 @@ def build_cnn(image_size: int = 32, n_classes: int = 7) -> Any:
         x = layers.Dropout(0.3)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(32, activation="relu")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities",
+                           dtype="float32")(x)
     return keras().Model(inputs, outputs, name="cnn")
 
 
@@ -90,7 +94,8 @@ def build_compact(image_size: int = 96, n_classes: int = 7) -> Any:
         x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities",
+                           dtype="float32")(x)
     return keras().Model(inputs, outputs, name="compact")
 
 
@@ -176,7 +181,8 @@ def build_transfer(backbone: str, image_size: int, n_classes: int,
     else:
         x = layers.GlobalAveragePooling2D(name=FEATURES)(x)
         x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities",
+                           dtype="float32")(x)
     return keras().Model(inputs, outputs, name=f"{backbone}_transfer")
 
 

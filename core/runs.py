@@ -1,9 +1,9 @@
 """Run folders: `RunFolder` owns a run's files; the run library lists, reads and deletes them.
 
 A run folder holds `config.json` (the resolved `TrainConfig`), `split.csv`, `history.csv`,
-`metrics.json`, `predictions.csv` and `model.keras`; while a run is unfinished or stopped also
-`checkpoint.keras`, `best.weights.h5` and `state.json`, from which it can be resumed. Every
-file is written atomically. Nothing else knows these names.
+`metrics.json`, `predictions.csv`, `model.keras` and `tensorboard/` (event files); while a run
+is unfinished or stopped also `checkpoint.keras`, `best.weights.h5` and `state.json`, from
+which it can be resumed. Every file is written atomically. Nothing else knows these names.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class RunFolder:
     CONFIG, SPLIT, HISTORY = "config.json", "split.csv", "history.csv"
     METRICS, PREDICTIONS, MODEL = "metrics.json", "predictions.csv", "model.keras"
     CHECKPOINT, BEST_WEIGHTS, STATE = "checkpoint.keras", "best.weights.h5", "state.json"
-    REPORT = "report.html"
+    REPORT, TENSORBOARD = "report.html", "tensorboard"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -80,11 +80,11 @@ class RunFolder:
         except TypeError as exc:
             raise DatasetError(f"{self.name}: config.json does not describe a run") from exc
 
-    def write_config(self, config: TrainConfig) -> None:
-        """Store the (resolved) config."""
+    def write_config(self, config: TrainConfig, replicas: int = 1) -> None:
+        """Store the (resolved) config and the replicas it trains on."""
         self.path.mkdir(parents=True, exist_ok=True)
-        paths.write_text_atomic(self.file(self.CONFIG),
-                                json.dumps(asdict(config), indent=2, default=str))
+        paths.write_text_atomic(self.file(self.CONFIG), json.dumps(
+            {**asdict(config), "replicas": replicas}, indent=2, default=str))
 
     def read_split(self) -> pd.DataFrame:
         """`split.csv`: image_id, lesion_id, dx, subset."""

@@ -3,14 +3,18 @@ folder, build or restore the model, fit, make it trustworthy, evaluate and save.
 
 `train()` knows nothing about any GUI: callers pass plain hooks and a `should_stop` poll.
 Resuming a run is a way of starting it (`_continue_run`), not a flag threaded through.
+Every strategy (`core.distribute`) trains with the same loop (`core.loop`); under a strategy
+or mixed precision the model that trains is a replica-side copy, and its weights go back into
+a plain float32 model that is evaluated and saved.
 """
 
 from __future__ import annotations
 
-import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +26,12 @@ from core.backend import keras
 from core.checkpoints import BatchProgress, EpochResult, run_callback
 from core.config import MONITORS, TrainConfig
 from core.dataset import Dataset, load_dataset
+from core.distribute import Distribution, make_distribution
 from core.errors import DatasetError
 from core.features import backbone_features, cache_key, split_transfer
 from core.images import load_images
 from core.keras_metrics import balanced_accuracy, metric_class
+from core.loop import fit_loop, whole_batches, with_class_weights
 from core.metrics import compute_metrics, grouped_ci, predictions_table
 from core.model_io import LoadedModel, ModelInfo, apply_recipe, save_model
 from core.models import MODELS, build_model
@@ -40,6 +46,7 @@ from core.pipeline import (
 from core.runs import RunFolder, RunState
 from core.splits import class_weights, parse_balance
 from core.stream import StreamedImages, stream_images
+from core.tensorboard_log import RunBoard
 from core.trust import Part, TrustFit, fit_trust, score_inputs
 from core.twin import ensure_twin, litert_available
 
@@ -59,6 +66,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     stopped: bool = False
     best_epoch: int | None = None
+    chief: bool = True  # False: a multi-worker worker that wrote no run folder
 
 
 @dataclass
@@ -93,6 +101,7 @@ class _Models:
     fit_model: Any
     inputs: np.ndarray | StreamedImages
     feature_mode: bool
+    separate: bool = False  # fit_model is not (part of) model: its weights are copied back
 
 
 def new_run_dir(model: str) -> Path:
@@ -127,9 +136,9 @@ def _prepare_data(config: TrainConfig, hooks: _Hooks) -> _Data:
     return _Data(dataset, images, labels, split)
 
 
-def _start_run(run: RunFolder, config: TrainConfig, data: _Data) -> RunState:
+def _start_run(run: RunFolder, config: TrainConfig, data: _Data, replicas: int) -> RunState:
     """A new run: write its config and split."""
-    run.write_config(config)
+    run.write_config(config, replicas)
     run.write_split(data.split.table)
     return RunState()
 
@@ -146,17 +155,26 @@ def _continue_run(run: RunFolder, config: TrainConfig, data: _Data,
     return state
 
 
+def _replica_model(config: TrainConfig, n_classes: int, feature_mode: bool) -> Any:
+    """The model (or head) that trains, built in the strategy's scope and dtype policy; its
+    weights are then set from the plain model's."""
+    model = build_model(config.model, config.size, n_classes, weights=None,
+                        fine_tune=config.fine_tune)
+    return split_transfer(model)[1] if feature_mode else model
+
+
 def _build_models(config: TrainConfig, data: _Data, run: RunFolder, resuming: bool,
-                  hooks: _Hooks) -> _Models:
+                  hooks: _Hooks, dist: Distribution) -> _Models:
     """Build (or restore from the checkpoint) the model and what `fit` trains."""
     feature_mode = bool(config.cache_features)
     metric_class()  # registered before a checkpoint that names it is loaded
     checkpoint = run.file(run.CHECKPOINT)
-    if resuming and not feature_mode:
+    if resuming and not feature_mode and dist.plain:
         model = keras().saving.load_model(checkpoint, safe_mode=True)
         return _Models(model, model, data.images, False)
     hooks.status(f"building {MODELS[config.model].title}")
-    weights = None if config.weights == "none" else config.weights
+    restored = resuming and not feature_mode  # every weight comes from the checkpoint
+    weights = None if config.weights == "none" or restored else config.weights
     model = fit_model = build_model(config.model, config.size, len(data.classes),
                                     weights=weights, fine_tune=config.fine_tune)
     if config.init_from and not resuming:
@@ -172,48 +190,72 @@ def _build_models(config: TrainConfig, data: _Data, run: RunFolder, resuming: bo
                                            on_progress=hooks.load_progress,
                                            should_stop=hooks.stop)
         hooks.status("backbone features " + ("read from the cache" if cached else "computed"))
-    if resuming:  # feature mode: continue the saved head, optimizer state included
-        fit_model = keras().saving.load_model(checkpoint, safe_mode=True)
-    else:
-        fit_model.compile(optimizer=optimizer(config, len(data.split.train)),
-                          loss=keras().losses.CategoricalCrossentropy(
-                              label_smoothing=config.label_smoothing),
-                          metrics=["accuracy", balanced_accuracy(len(data.classes))])
-    return _Models(model, fit_model, inputs, feature_mode)
+    plain = fit_model
+    with dist.scope():
+        if resuming:  # continue the saved model or head, optimizer state included
+            fit_model = keras().saving.load_model(checkpoint, safe_mode=True)
+        else:
+            if not dist.plain:
+                fit_model = _replica_model(config, len(data.classes), feature_mode)
+                fit_model.set_weights(plain.get_weights())
+            # the cosine schedule counts steps of the global batch
+            steps_config = replace(config, batch_size=config.batch_size * dist.replicas)
+            fit_model.compile(optimizer=optimizer(steps_config, len(data.split.train)),
+                              loss=keras().losses.CategoricalCrossentropy(
+                                  label_smoothing=config.label_smoothing),
+                              metrics=["accuracy", balanced_accuracy(len(data.classes))])
+    return _Models(model, fit_model, inputs, feature_mode, separate=fit_model is not plain)
 
 
 def _fit(config: TrainConfig, data: _Data, models: _Models, run: RunFolder, state: RunState,
-         hooks: _Hooks) -> tuple[Any, list[dict[str, float]]]:
+         hooks: _Hooks, dist: Distribution, board: RunBoard | None
+         ) -> tuple[Any, list[dict[str, float]]]:
     """Train from the state's epoch on; returns the callback (stopped?) and the history."""
     split, n_classes = data.split, len(data.classes)
     mode, _ = parse_balance(config.balance)
     weights = class_weights(data.labels[split.train], n_classes) if mode == "class-weights" \
         else None
     history = run.read_history(state.epochs_completed)
+    global_batch = config.batch_size * dist.replicas
     train_ds = make_dataset(models.inputs[split.train], data.labels[split.train], n_classes,
-                            config.batch_size, config.seed + state.epochs_completed,
+                            global_batch, config.seed + state.epochs_completed,
                             config.augment and not models.feature_mode)
     val_ds = make_dataset(models.inputs[split.val], data.labels[split.val], n_classes,
-                          config.batch_size, None)
-    batches = math.ceil(len(split.train) / config.batch_size)
-    callback = run_callback(run, config.epochs, batches, state, history, hooks.on_epoch,
-                            hooks.on_batch, hooks.stop, patience=config.early_stopping,
+                          global_batch, None)
+    train_ds, batches = whole_batches(train_ds, len(split.train), global_batch, dist.replicas)
+    val_ds, _ = whole_batches(val_ds, len(split.val), global_batch, dist.replicas)
+
+    def on_epoch(result: EpochResult) -> None:
+        if board is not None:
+            board.epoch(result.epoch, result.logs)
+        if hooks.on_epoch:
+            hooks.on_epoch(result)
+
+    def stop() -> bool:  # across workers: every one leaves the loop after the same batch
+        return dist.any_stop(hooks.stop())
+
+    callback = run_callback(run, config.epochs, batches, state, history, on_epoch,
+                            hooks.on_batch, stop, patience=config.early_stopping,
                             monitor=config.monitor)
-    hooks.status(f"training on {len(split.train)} images, validating on {len(split.val)}")
-    if not hooks.stop() and state.epochs_completed < config.epochs:
-        models.fit_model.fit(train_ds, validation_data=val_ds if len(split.val) else None,
-                             epochs=config.epochs, initial_epoch=state.epochs_completed,
-                             class_weight=weights, verbose=0, callbacks=[callback],
-                             shuffle=False)  # the tf.data pipeline shuffles
+    hooks.status(f"training on {len(split.train)} images, validating on {len(split.val)}"
+                 + (f"; global batch {global_batch}" if dist.replicas > 1 else ""))
+    if not stop() and state.epochs_completed < config.epochs:
+        fit_loop(models.fit_model, dist.strategy, with_class_weights(train_ds, weights),
+                 val_ds if len(split.val) else None, epochs=config.epochs,
+                 initial_epoch=state.epochs_completed, callback=callback)
     return callback, history
 
 
-def _keep_best(models: _Models, run: RunFolder, resuming: bool) -> None:
-    """Load the best epoch's weights into the model that is saved."""
+def _keep_best(models: _Models, run: RunFolder) -> _Models:
+    """Load the best epoch's weights into the model that is saved; returns the plain model
+    (and head) that is evaluated and saved."""
+    target = models.fit_model
+    if models.separate:  # a replica-side or resumed copy: its weights go into the plain model
+        target = split_transfer(models.model)[1] if models.feature_mode else models.model
+        target.set_weights(models.fit_model.get_weights())
     if run.file(run.BEST_WEIGHTS).is_file():
-        models.fit_model.load_weights(run.file(run.BEST_WEIGHTS))
-    if models.feature_mode and resuming:  # a resumed head is a separate model: copy it in
-        split_transfer(models.model)[1].set_weights(models.fit_model.get_weights())
+        target.load_weights(run.file(run.BEST_WEIGHTS))
+    return _Models(models.model, target, models.inputs, models.feature_mode)
 
 
 def _part(models: _Models, data: _Data, positions: np.ndarray) -> Part:
@@ -244,7 +286,7 @@ def _evaluate_test(fit_model: Any, test: Part, rows: pd.DataFrame, classes: list
 
 
 def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
-            outcome: dict[str, Any], hooks: _Hooks) -> dict[str, Any]:
+            outcome: dict[str, Any], hooks: _Hooks, board: RunBoard) -> dict[str, Any]:
     """Fit the gate and temperature, evaluate the test part, save the model and results."""
     split, records = data.split, data.dataset.records
     train_unique = np.unique(split.train)
@@ -274,6 +316,8 @@ def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
             hooks.status(f"the model is saved, but {problem}")
     run.write_predictions(table)
     run.write_metrics(metrics)
+    board.confusion(metrics["confusion_matrix"], data.classes, outcome["epochs_completed"])
+    board.close()
     if not metrics["stopped"]:
         run.remove_checkpoint()  # a stopped run keeps it, so it can be resumed later
     hooks.status(f"saved run to {run.path}")
@@ -282,19 +326,40 @@ def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
 
 def _run(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _Hooks) -> TrainResult:
     started = time.time()
+    dist = make_distribution(config.strategy, config.cpu_devices, config.mixed_precision)
+    hooks.status(f"device: {dist.description}")
+    if not dist.is_chief:  # a worker other than the chief: its files go to a temporary copy
+        with tempfile.TemporaryDirectory(prefix="skin-lesion-worker-") as scratch:
+            own = RunFolder(Path(scratch) / "run")
+            if resuming:
+                shutil.copytree(run.path, own.path)
+            return _train_phases(config, own, resuming, hooks, dist, started,
+                                 shown_dir=run.path)
+    return _train_phases(config, run, resuming, hooks, dist, started)
+
+
+def _train_phases(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _Hooks,
+                  dist: Distribution, started: float,
+                  shown_dir: Path | None = None) -> TrainResult:
     data = _prepare_data(config, hooks)
     run.path.mkdir(parents=True, exist_ok=True)
     keras().utils.set_random_seed(config.seed)
     state = _continue_run(run, config, data, hooks) if resuming else \
-        _start_run(run, config, data)
-    models = _build_models(config, data, run, resuming, hooks)
-    callback, history = _fit(config, data, models, run, state, hooks)
-    _keep_best(models, run, resuming)
+        _start_run(run, config, data, dist.replicas)
+    board = RunBoard(run.file(run.TENSORBOARD)) if dist.is_chief else None
+    models = _build_models(config, data, run, resuming, hooks, dist)
+    callback, history = _fit(config, data, models, run, state, hooks, dist, board)
+    stopped = bool(callback.stopped or hooks.stop())
+    if board is None or not dist.is_chief:  # the chief evaluates and saves
+        hooks.status("training done; the chief worker writes the run folder")
+        return TrainResult(shown_dir or run.path, {}, history, stopped, state.best_epoch,
+                           chief=False)
+    final = _keep_best(models, run)
     outcome = {"best_epoch": state.best_epoch, "epochs_completed": len(history),
-               "stopped": bool(callback.stopped or hooks.stop()),
-               "early_stopped": callback.early_stopped,
-               "seconds": round(time.time() - started, 1)}
-    metrics = _finish(config, data, models, run, outcome, hooks)
+               "stopped": stopped, "early_stopped": callback.early_stopped,
+               "strategy": config.strategy, "replicas": dist.replicas,
+               "device": dist.description, "seconds": round(time.time() - started, 1)}
+    metrics = _finish(config, data, final, run, outcome, hooks, board)
     return TrainResult(run.path, metrics, history, bool(metrics["stopped"]), state.best_epoch)
 
 

@@ -55,6 +55,9 @@ class MainWindow(QMainWindow):
         self.runtime_label.setToolTip("Which engine classifies: LiteRT (the model's fast twin, "
                                       "no TensorFlow) or Keras (TensorFlow)")
         self.statusBar().addPermanentWidget(self.runtime_label)
+        self.device_label = QLabel()  # while training: the devices it runs on
+        self.device_label.setVisible(False)
+        self.statusBar().addPermanentWidget(self.device_label)
 
         self.dataset_view.open_requested.connect(self.open_dataset)
         self.train_view.run_open_requested.connect(self.open_run)
@@ -63,6 +66,7 @@ class MainWindow(QMainWindow):
         self.train_view.train_requested.connect(self.start_training)
         self.train_view.resume_requested.connect(self.resume_training)
         self.train_view.stop_requested.connect(self.stop_training)
+        self.train_view.device_changed.connect(self.show_device)
         self.evaluate_view.evaluate_folder_requested.connect(self.evaluate_folder)
         self.evaluate_view.export_report_requested.connect(self.export_report)
         self.classify_view.classify_requested.connect(self.classify_files)
@@ -195,6 +199,12 @@ class MainWindow(QMainWindow):
         task.worker.done.connect(view.on_done)
         view.set_running(True)
         self.tasks.run(task)
+
+    @Slot(str)
+    def show_device(self, description: str) -> None:
+        """Name the devices a run trains on in the status bar (hidden when it ends)."""
+        self.device_label.setText(f"Training on {description}" if description else "")
+        self.device_label.setVisible(bool(description))
 
     @Slot()
     def stop_training(self) -> None:

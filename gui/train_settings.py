@@ -36,10 +36,13 @@ CHOICE_TEXT = {  # friendlier words for some choices; the rest show as they are
     "constant": "Constant", "cosine": "Cosine decay",
     "val_loss": "Lowest validation loss",
     "val_balanced_accuracy": "Highest validation balanced accuracy",
+    "default": "Default (one device)", "mirrored": "Mirrored (every local GPU)",
 }
 BALANCE_MODES = (("Resample each class (training part only)", "resample"),
                  ("Class weights", "class-weights"), ("None", "none"))
-NOT_IN_FORM = ("data_dir",)  # the dataset comes from the Dataset view
+# the dataset comes from the Dataset view; command-line-only settings (such as splitting the
+# CPU, which needs a fresh TensorFlow) are not offered
+NOT_IN_FORM = ("data_dir", *(name for name in field_names() if not option(name).gui))
 # Decoded pixels above which "Stream images from disk" turns itself on. Measured with
 # bench/stream_memory.py (docs/benchmarks.md): in memory a run peaks at about 0.85 GiB plus
 # 3.4 times the decoded size (the array, and presumably tf.data's copies of the training
@@ -133,8 +136,9 @@ class TrainSettings(QGroupBox):
         if name == "model":
             editor = _combo([(spec.title, key) for key, spec in MODELS.items()])
         elif opt.choices:
-            box = _combo([(CHOICE_TEXT.get(c, c), c) for c in opt.choices])
-            box.setCurrentIndex(list(opt.choices).index(dflt))
+            offered = opt.gui_choices or opt.choices  # e.g. multi-worker: command line only
+            box = _combo([(CHOICE_TEXT.get(c, c), c) for c in offered])
+            box.setCurrentIndex(list(offered).index(dflt))
             box.currentIndexChanged.connect(self._update)
             editor = box
         elif opt.kind == "balance":

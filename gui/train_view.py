@@ -28,6 +28,7 @@ from gui.run_list import RunListWidget
 from gui.train_settings import TrainSettings
 from gui.training_curves import TrainingCurves
 
+DEVICE_PREFIX = "device: "  # the status line core.training sends with the devices in use
 BATCH_EVENT_INTERVAL_S = 0.05  # enough for a smooth bar without flooding the GUI thread
 
 
@@ -45,6 +46,7 @@ class TrainView(QWidget):
     train_requested = Signal(object)  # a TrainConfig
     resume_requested = Signal(str)  # a run folder
     stop_requested = Signal()
+    device_changed = Signal(str)  # the devices a run trains on ("" when it ends)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -248,10 +250,13 @@ class TrainView(QWidget):
     @Slot()
     def on_done(self) -> None:
         self.set_running(False)
+        self.device_changed.emit("")
 
     @Slot(str)
     def on_status(self, text: str) -> None:
         """A phase message from the run: logged, and it names what the bar counts."""
+        if text.startswith(DEVICE_PREFIX):
+            self.device_changed.emit(text[len(DEVICE_PREFIX):])
         if "features" in text:
             self._phase = "Backbone features"
         elif text.startswith("decoding"):

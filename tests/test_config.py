@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QComboBox
 from pytestqt.qtbot import QtBot
 
 from core.cli import build_parser
@@ -95,5 +96,23 @@ def test_config_json_stores_the_resolved_size(ham_dir: Path, tmp_path: Path) -> 
                  "--balance", "none", "--out", str(tmp_path / "run")]) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["image_size"] == 32 and saved["cache_features"] is False
-    assert saved == asdict(TrainConfig(data_dir=str(ham_dir), model="mlp", epochs=1,
-                                       balance="none").resolve())
+    assert saved == {**asdict(TrainConfig(data_dir=str(ham_dir), model="mlp", epochs=1,
+                                          balance="none").resolve()), "replicas": 1}
+
+
+def test_multi_worker_and_the_cpu_split_are_command_line_only(qtbot: QtBot) -> None:
+    settings = TrainSettings()
+    qtbot.addWidget(settings)
+    strategy = settings.editors["strategy"]
+    assert isinstance(strategy, QComboBox)
+    assert [strategy.itemData(i) for i in range(strategy.count())] == ["default", "mirrored"]
+    assert "cpu_devices" not in settings.editors and "cpu_devices" in NOT_IN_FORM
+    args = train_parser().parse_args(["--data", "D", "--strategy", "multi-worker",
+                                      "--cpu-devices", "2", "--mixed-precision"])
+    from core.config import from_arguments
+
+    config = from_arguments(args)
+    assert (config.strategy, config.cpu_devices, config.mixed_precision) == (
+        "multi-worker", 2, True)
+    with pytest.raises(DatasetError, match="unknown strategy 'ring'"):
+        TrainConfig(data_dir="D", strategy="ring").resolve()

@@ -32,7 +32,7 @@ def test_training_writes_a_complete_run_folder(ham_dir: Path, tmp_path: Path) ->
     run = result.run_dir
     assert sorted(p.name for p in run.iterdir()) == [
         "config.json", "history.csv", "metrics.json", "model.keras", "model.tflite",
-        "model.tflite.json", "predictions.csv", "split.csv"]  # .tflite: the LiteRT twin
+        "model.tflite.json", "predictions.csv", "split.csv", "tensorboard"]  # .tflite: the twin
     assert [e.epoch for e in epochs] == [1, 2]
     # resample:10 gives 70 training images = 9 batches of 8 per epoch
     assert batches[-1] == BatchProgress(2, 2, 9, 9)
