@@ -6,8 +6,9 @@ Exports the model (default: the bundled one) as LiteRT, ONNX and SavedModel into
 folder and times one image with the stored recipe's views (4 flips when the recipe has TTA) in
 one call: the app's Keras path (`LoadedModel.classify`), the LiteRT interpreter (2 threads),
 onnxruntime on the CPU (2 threads; needs the `[export]` extra) and the SavedModel's serving
-function. The runtimes take turns, one call each per round, so a busy machine slows them all
-alike; medians over `--repeats` rounds after two warm-up calls each.
+function. Medians over `--repeats` calls after a warm-up, one runtime after the other: taking
+turns call by call was tried and doubled LiteRT's time (the other runtimes' threads and caches
+get in its way), so the figures need a quiet machine.
 """
 
 from __future__ import annotations
@@ -23,18 +24,16 @@ import numpy as np
 from _common import median, print_table
 
 
-def timed(fns: dict[str, Any], repeats: int) -> dict[str, float]:
-    """Median milliseconds of each `fn()`, the functions called in turn, after warm-ups."""
-    for fn in fns.values():
-        fn()
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+def timed(fn: Any, repeats: int) -> float:
+    """Median milliseconds of `fn()` after two warm-up calls."""
+    fn()
+    fn()
+    times = []
     for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: median(t) for name, t in times.items()}
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return median(times)
 
 
 def size_mb(path: Path) -> float:
@@ -57,8 +56,8 @@ def main() -> int:
     image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3)).astype(np.uint8)
     views = np.concatenate([image, image[:, :, ::-1], image[:, ::-1], image[:, ::-1, ::-1]]
                            if loaded.info.tta else [image]).astype(np.float32)
-    sizes = {"keras (the app)": size_mb(loaded.path)}
-    fns: dict[str, Any] = {"keras (the app)": lambda: loaded.classify(image)}
+    rows: list[dict[str, Any]] = [{"format": "keras (the app)", "mb": size_mb(loaded.path),
+                                   "ms": timed(lambda: loaded.classify(image), args.repeats)}]
     with tempfile.TemporaryDirectory() as tmp:
         lite = export_model(loaded, "tflite", Path(tmp) / "m.tflite")
         interpreter = tf().lite.Interpreter(model_path=str(lite), num_threads=2)
@@ -70,7 +69,8 @@ def main() -> int:
             interpreter.set_tensor(entry["index"], views)
             interpreter.invoke()
 
-        sizes["litert"], fns["litert"] = size_mb(lite), run_lite
+        rows.append({"format": "litert", "mb": size_mb(lite), "ms": timed(run_lite,
+                                                                          args.repeats)})
         import onnxruntime
 
         onnx = export_model(loaded, "onnx", Path(tmp) / "m.onnx")
@@ -79,12 +79,12 @@ def main() -> int:
         session = onnxruntime.InferenceSession(str(onnx), options,
                                                providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: views}
-        sizes["onnx"], fns["onnx"] = size_mb(onnx), lambda: session.run(None, feed)
+        rows.append({"format": "onnx", "mb": size_mb(onnx),
+                     "ms": timed(lambda: session.run(None, feed), args.repeats)})
         saved = export_model(loaded, "savedmodel", Path(tmp) / "saved")
         module = tf().saved_model.load(str(saved))
-        sizes["savedmodel"], fns["savedmodel"] = size_mb(saved), lambda: module.serve(views)
-        ms = timed(fns, args.repeats)
-    rows = [{"format": name, "mb": sizes[name], "ms": ms[name]} for name in fns]
+        rows.append({"format": "savedmodel", "mb": size_mb(saved),
+                     "ms": timed(lambda: module.serve(views), args.repeats)})
     if args.json:
         print(json.dumps({"model": loaded.path.name, "views": len(views), "rows": rows}))
     else:
