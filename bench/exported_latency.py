@@ -2,10 +2,13 @@
 
     python bench/exported_latency.py [--model MODEL.keras] [--repeats 25] [--json]
 
-Exports the model (default: the bundled one) as LiteRT and SavedModel into a temporary folder
-and times one image with the stored recipe's views (4 flips when the recipe has TTA) in one
-call: the app's Keras path (`LoadedModel.classify`), the LiteRT interpreter (2 threads) and
-the SavedModel's serving function. Medians over `--repeats` calls after a warm-up.
+Exports the model (default: the bundled one) as LiteRT, ONNX and SavedModel into a temporary
+folder and times one image with the stored recipe's views (4 flips when the recipe has TTA) in
+one call: the app's Keras path (`LoadedModel.classify`), the LiteRT interpreter (2 threads),
+onnxruntime on the CPU (2 threads; needs the `[export]` extra) and the SavedModel's serving
+function. Medians over `--repeats` calls after a warm-up, one runtime after the other: taking
+turns call by call was tried and doubled LiteRT's time (the other runtimes' threads and caches
+get in its way), so the figures need a quiet machine.
 """
 
 from __future__ import annotations
@@ -68,6 +71,16 @@ def main() -> int:
 
         rows.append({"format": "litert", "mb": size_mb(lite), "ms": timed(run_lite,
                                                                           args.repeats)})
+        import onnxruntime
+
+        onnx = export_model(loaded, "onnx", Path(tmp) / "m.onnx")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 2  # as the LiteRT interpreter
+        session = onnxruntime.InferenceSession(str(onnx), options,
+                                               providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: views}
+        rows.append({"format": "onnx", "mb": size_mb(onnx),
+                     "ms": timed(lambda: session.run(None, feed), args.repeats)})
         saved = export_model(loaded, "savedmodel", Path(tmp) / "saved")
         module = tf().saved_model.load(str(saved))
         rows.append({"format": "savedmodel", "mb": size_mb(saved),

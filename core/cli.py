@@ -312,12 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     ex = sub.add_parser("export-model", parents=[common],
-                        help="write a model as a TensorFlow SavedModel or a LiteRT file")
+                        help="write a model as a TensorFlow SavedModel, a LiteRT or an ONNX file")
     ex.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
-    ex.add_argument("--format", choices=["savedmodel", "tflite"], required=True)
+    ex.add_argument("--format", choices=["savedmodel", "tflite", "onnx"], required=True,
+                    help="onnx needs the [export] extra (tf2onnx, onnx, onnxruntime)")
     ex.add_argument("--out", type=Path, required=True,
-                    help="SavedModel folder or .tflite file; the sidecar JSON goes inside the "
-                    "folder or beside the file (OUT.json)")
+                    help="SavedModel folder, .tflite or .onnx file; the sidecar JSON goes inside "
+                    "the folder or beside the file (OUT.json)")
     ex.set_defaults(func=cmd_export_model)
 
     rp = sub.add_parser("report", parents=[common],

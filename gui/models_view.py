@@ -19,9 +19,16 @@ from PySide6.QtWidgets import (
 )
 
 from core.classes import full_name
+from core.export_model import SUFFIXES
 from gui.model_library import ModelEntry, ModelLibrary, list_models
 from gui.settings import last_folder, remember_folder
 from gui.widgets import message_label
+
+EXPORT_FILTERS = {  # the save dialog's file-type choices, first the default, and their format
+    "LiteRT for phones and edge devices (*.tflite)": "tflite",
+    "ONNX for onnxruntime and other runtimes (*.onnx)": "onnx",
+    "TensorFlow SavedModel (a folder)": "savedmodel",
+}
 
 
 def describe(entry: ModelEntry) -> str:
@@ -82,8 +89,9 @@ class ModelsView(QWidget):
         import_button = QPushButton("Import .keras file…")
         import_button.clicked.connect(self.choose_import)
         self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Write the selected model as a LiteRT (.tflite) file or a "
-                                      "TensorFlow SavedModel folder, with a sidecar JSON")
+        self.export_button.setToolTip("Write the selected model as a LiteRT (.tflite) file, an "
+                                      "ONNX file or a TensorFlow SavedModel folder, with a "
+                                      "sidecar JSON")
         self.export_button.clicked.connect(self.choose_export)
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
@@ -184,20 +192,19 @@ class ModelsView(QWidget):
         if entry is None or entry.problem:
             self.show_error("Select a usable model to export first.")
             return
-        litert, saved = "LiteRT for phones and edge devices (*.tflite)", \
-            "TensorFlow SavedModel (a folder)"
         path, chosen = QFileDialog.getSaveFileName(
             self, "Export model", str(Path(last_folder("export")) / f"{entry.path.stem}.tflite"),
-            f"{litert};;{saved}")
+            ";;".join(EXPORT_FILTERS))
         if not path:
             return
         remember_folder("export", str(Path(path).parent))
-        fmt = "savedmodel" if chosen == saved else "tflite"
+        fmt = EXPORT_FILTERS.get(chosen, "tflite")
         target = Path(path)
-        if fmt == "tflite" and target.suffix != ".tflite":
-            target = target.with_name(target.name + ".tflite")
-        if fmt == "savedmodel" and target.suffix == ".tflite":
-            target = target.with_suffix("")
+        wanted = SUFFIXES[fmt]
+        if target.suffix in SUFFIXES.values() and target.suffix != wanted:
+            target = target.with_suffix("")  # a name typed for another format
+        if target.suffix != wanted:
+            target = target.with_name(target.name + wanted)
         self.error_label.setVisible(False)
         self.export_button.setEnabled(False)
         self.export_button.setText("Exporting…")

@@ -342,9 +342,12 @@ def test_a_second_drop_supersedes_a_running_classification(
     assert view.table.rowCount() == 1
 
 
-def test_the_models_view_exports_the_selected_model_to_litert(
+@pytest.mark.parametrize("choice, written", [
+    ("LiteRT for phones and edge devices (*.tflite)", "tiny.tflite"),
+    ("ONNX for onnxruntime and other runtimes (*.onnx)", "tiny.onnx")])
+def test_the_models_view_exports_the_selected_model_in_the_chosen_format(
         qtbot, window: MainWindow, tiny_model: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, choice: str, written: str) -> None:
     import shutil
 
     from PySide6.QtWidgets import QFileDialog
@@ -358,11 +361,9 @@ def test_the_models_view_exports_the_selected_model_to_litert(
     row = next(i for i, e in enumerate(view.entries) if e.path == copy)
     view.list.setCurrentRow(row)
     target = tmp_path / "exported" / "tiny"
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (
-        str(target), "LiteRT for phones and edge devices (*.tflite)"))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), choice))
     with qtbot.waitSignal(view.message, timeout=120000,
                           check_params_cb=lambda m: m.startswith("Exported to")):
         view.export_button.click()
-    assert (tmp_path / "exported" / "tiny.tflite").is_file()
-    assert (tmp_path / "exported" / "tiny.tflite.json").is_file()
+    assert sorted(p.name for p in target.parent.iterdir()) == [written, f"{written}.json"]
     assert view.export_button.isEnabled() and view.export_button.text() == "Export…"
