@@ -129,7 +129,10 @@ def run_exported(out: Path, fmt: str, images: np.ndarray) -> np.ndarray:
     if fmt == "savedmodel":
         module = tf().saved_model.load(str(out))  # held: its variables must outlive the call
         return np.asarray(module.serve(x))
-    interpreter = tf().lite.Interpreter(model_path=str(out))
+    # LiteRT's own interpreter: TensorFlow's tf.lite.Interpreter is deprecated
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out))
     entry = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(entry["index"], x.shape)
     interpreter.allocate_tensors()
