@@ -185,7 +185,11 @@ class TwinModel(Classifier):
 
         try:
             with quiet_stderr():  # the interpreter logs its CPU delegate on fd 2
-                interpreter = Interpreter(model_path=str(self.twin))
+                # every core: its default left one of two idle (about 7.5 against 5 ms a view)
+                interpreter = Interpreter(model_path=str(self.twin),
+                                          num_threads=len(os.sched_getaffinity(0))
+                                          if hasattr(os, "sched_getaffinity")
+                                          else os.cpu_count() or 1)
                 self._runner = interpreter.get_signature_runner()
                 size = self.info.image_size
                 out = self._runner(image=np.zeros((1, size, size, 3), np.float32))

@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         task.worker.succeeded.connect(self.on_startup_done)
         task.worker.failed.connect(self.on_startup_failed)
         self.tasks.run(task)
+        self.tasks.run(self.tasks.start("plotting", work.preload_plotting))
 
     @Slot(object)
     def on_model_ready(self, ready: work.ModelReady) -> None:

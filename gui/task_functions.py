@@ -114,8 +114,8 @@ class ModelReady:
 
 
 def load_startup(library: ModelLibrary, ctx: TaskContext) -> str:
-    """Make the bundled model ready, through LiteRT when it can (no TensorFlow), then
-    import plotting so the first chart opens at once. Returns the bundled model's path."""
+    """Make the bundled model ready, through LiteRT when it can (no TensorFlow); return its
+    path."""
     ready = ""
     if BUNDLED_MODEL.is_file():
         try:
@@ -128,11 +128,14 @@ def load_startup(library: ModelLibrary, ctx: TaskContext) -> str:
         model = library.active()
         ready = str(BUNDLED_MODEL)
         ctx.event(ModelReady(ready, model.runtime if model else ""))
-    ctx.status("Loading plotting…")
-    import matplotlib.backends.backend_qtagg  # noqa: F401  (first plot tab opens at once)
-    import pandas  # noqa: F401
-
     return ready
+
+
+def preload_plotting(ctx: TaskContext) -> None:
+    """Import matplotlib's Qt backend while the model loads: the first answer's chart needs
+    it. (pandas is left to the views that read tables: importing it too would hold the
+    interpreter while that first answer is drawn.)"""
+    import matplotlib.backends.backend_qtagg  # noqa: F401
 
 
 def evaluate_folder(library: ModelLibrary, folder: str, ctx: TaskContext) -> dict[str, Any]:
