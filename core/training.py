@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +32,7 @@ from core.features import backbone_features, cache_key, split_transfer
 from core.images import load_images
 from core.keras_metrics import balanced_accuracy, metric_class
 from core.loop import fit_loop, whole_batches, with_class_weights
-from core.metrics import compute_metrics, grouped_ci, predictions_table
-from core.model_io import LoadedModel, ModelInfo, apply_recipe, save_model
+from core.model_io import LoadedModel, ModelInfo, save_model
 from core.models import MODELS, build_model
 from core.pipeline import (
     Split,
@@ -47,11 +46,8 @@ from core.runs import RunFolder, RunState
 from core.splits import class_weights, parse_balance
 from core.stream import StreamedImages, stream_images
 from core.tensorboard_log import RunBoard
-from core.trust import Part, TrustFit, fit_trust, score_inputs
+from core.trust import Part, evaluate_with_trust, fit_trust
 from core.twin import ensure_twin, litert_available
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["MONITORS", "BatchProgress", "EpochResult", "TrainConfig", "TrainResult", "resume",
            "train"]
@@ -262,29 +258,6 @@ def _part(models: _Models, data: _Data, positions: np.ndarray) -> Part:
     return Part(models.inputs[positions], data.images[positions], data.labels[positions])
 
 
-def _evaluate_test(fit_model: Any, test: Part, rows: pd.DataFrame, classes: list[str],
-                   trust: TrustFit) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Test-part metrics and predictions with the fitted temperature and gate applied."""
-    raw, features = score_inputs(fit_model, test.inputs)
-    proba = apply_recipe(raw, trust.temperature.used)
-    scores = trust.domain.score(features, test.images) if len(features) else np.zeros(0)
-    accepted = trust.domain.in_domain(scores)
-    metrics = compute_metrics(test.labels, proba, classes)
-    ci, unit = grouped_ci(test.labels, proba.argmax(axis=1), rows["image_id"].to_numpy(),
-                          rows["lesion_id"].to_numpy())
-    metrics.update(
-        balanced_accuracy_ci95=ci, ci_unit=unit,
-        out_of_domain=int((~accepted).sum()),
-        domain={**trust.domain.params(), "val_rejected": trust.val_rejected},
-        calibration={"temperature_fitted": trust.temperature.fitted,
-                     "temperature": trust.temperature.used,
-                     "val_ece_before": trust.temperature.ece_before,
-                     "val_ece_after": trust.temperature.ece_after})
-    table = predictions_table(list(rows["image_id"]), list(rows["path"]), test.labels, proba,
-                              classes, scores, accepted)
-    return metrics, table
-
-
 def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
             outcome: dict[str, Any], hooks: _Hooks, board: RunBoard) -> dict[str, Any]:
     """Fit the gate and temperature, evaluate the test part, save the model and results."""
@@ -293,7 +266,7 @@ def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
     trust = fit_trust(models.fit_model, _part(models, data, train_unique),
                       _part(models, data, split.val), status=hooks.status)
     hooks.status(f"evaluating on {len(split.test)} test images")
-    metrics, table = _evaluate_test(models.fit_model, _part(models, data, split.test),
+    metrics, table = evaluate_with_trust(models.fit_model, _part(models, data, split.test),
                                     records.iloc[split.test], data.classes, trust)
     leaky = config.split != "lesion"
     metrics.update(split=config.split, evaluated_on="val" if leaky else "test", leaky=leaky,

@@ -2,7 +2,8 @@
 
 Used when a training run ends and when a model is packaged for shipping. The gate is fitted
 on the training part's features and its thresholds set on the validation part; the
-temperature is fitted on the validation part. The test part is never looked at.
+temperature is fitted on the validation part. The test part plays no part in either: it is
+only evaluated afterwards, with both applied (`evaluate_with_trust`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from core.calibration import TemperatureChoice, choose_temperature
 from core.domain import DomainModel, fit_domain
 from core.errors import DatasetError
+from core.metrics import compute_metrics, grouped_ci, predictions_table
 from core.model_io import LoadedModel, apply_recipe, compiled_call, run_batches
 
 if TYPE_CHECKING:
@@ -104,3 +106,26 @@ def refit_for_shipping(loaded: LoadedModel, data_dir: str | Path, split: pd.Data
     fit = fit_trust(loaded.model, train, val, tta=loaded.info.tta,
                     class_bias=loaded.info.class_bias, status=say)
     return fit, list(dataset.records["image_id"].iloc[parts["train"]])
+
+
+def evaluate_with_trust(fit_model: Any, test: Part, rows: pd.DataFrame, classes: list[str],
+                        trust: TrustFit) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Test-part metrics and predictions with the fitted temperature and gate applied."""
+    raw, features = score_inputs(fit_model, test.inputs)
+    proba = apply_recipe(raw, trust.temperature.used)
+    scores = trust.domain.score(features, test.images) if len(features) else np.zeros(0)
+    accepted = trust.domain.in_domain(scores)
+    metrics = compute_metrics(test.labels, proba, classes)
+    ci, unit = grouped_ci(test.labels, proba.argmax(axis=1), rows["image_id"].to_numpy(),
+                          rows["lesion_id"].to_numpy())
+    metrics.update(
+        balanced_accuracy_ci95=ci, ci_unit=unit,
+        out_of_domain=int((~accepted).sum()),
+        domain={**trust.domain.params(), "val_rejected": trust.val_rejected},
+        calibration={"temperature_fitted": trust.temperature.fitted,
+                     "temperature": trust.temperature.used,
+                     "val_ece_before": trust.temperature.ece_before,
+                     "val_ece_after": trust.temperature.ece_after})
+    table = predictions_table(list(rows["image_id"]), list(rows["path"]), test.labels, proba,
+                              classes, scores, accepted)
+    return metrics, table
