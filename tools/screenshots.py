@@ -67,7 +67,7 @@ def main() -> int:
     win.start_background_loading()
     wait(app, lambda: win.startup_done)
 
-    win.open_dataset(str(args.data.resolve()))
+    win.open_dataset(str(args.data.absolute()))  # as given: no machine path in the shots
     wait(app, lambda: win.train_view.dataset != "")
     shot(app, args.out, "dataset-classes")
     win.dataset_view.tabs.setCurrentIndex(1)
