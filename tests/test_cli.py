@@ -45,6 +45,13 @@ def test_train_evaluate_predict_round_trip(ham_dir: Path, tmp_path: Path,
     assert metrics["classes"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
     assert {c: v["support"] for c, v in metrics["per_class"].items()} == dict.fromkeys(
         metrics["classes"], 6)
+    assert metrics["runtime"] == "LiteRT"  # the run's twin, current since training ended
+    assert main(["evaluate", "--model", model, "--data", str(ham_dir), "--json", "--tta",
+                 "--runtime", "keras"]) == 0
+    through_keras = json.loads(capsys.readouterr().out)
+    assert through_keras["runtime"] == "Keras"
+    assert through_keras["confusion_matrix"] == metrics["confusion_matrix"]
+    assert through_keras["macro_auc"] == pytest.approx(metrics["macro_auc"], abs=1e-4)
     image = next((ham_dir / "HAM10000_images_part_1").glob("*.jpg"))
     assert main(["predict", "--model", model, str(image), "--json"]) == 0
     [prediction] = json.loads(capsys.readouterr().out)
