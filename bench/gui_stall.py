@@ -4,9 +4,10 @@
 
 Each repeat is a fresh process: an offscreen QApplication and `gui.main_window.MainWindow`,
 with a precise QTimer firing every `--tick-ms` (10) ms in the GUI thread; its lateness is the
-actual interval minus the nominal one. First the app's background TensorFlow load runs
-(`window.start_background_loading()` until `backend_ready`; `--no-preload` skips it, so the
-training worker imports TensorFlow itself), then a real training through the Train view
+actual interval minus the nominal one. First the app's start-up load runs
+(`window.start_background_loading()` until `startup_done`: the bundled model through its
+LiteRT twin, without TensorFlow; `--no-preload` skips it), and the training worker imports
+TensorFlow itself, then a real training through the Train view
 (`set_dataset`, model and epochs in its settings, `start_clicked()`), until `is_running()`
 is False, or `--seconds` pass, then `stop_clicked()` and wait.
 
@@ -131,7 +132,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
     def poll() -> None:
         if not state["started"]:
-            if window.backend_ready or args.no_preload:
+            if window.startup_done or args.no_preload:
                 state["started"] = True
                 view.start_clicked()
             elif time.monotonic() > deadline:
