@@ -181,7 +181,9 @@ class ModelsView(QWidget):
         self.library.activate(path)
         entry = next((e for e in list_models() if e.path == path), None)
         title = entry.title if entry else f"{path.parent.name}/{path.name}"
-        self.active_label.setText(f"Active model: <b>{title}</b> — {path}")
+        loaded = self.library.active()
+        engine = f" (answers through {loaded.runtime})" if loaded else ""
+        self.active_label.setText(f"Active model: <b>{title}</b> — {path}{engine}")
         self.refresh()
         self.active_changed.emit(title)
         self.message.emit(f"Active model: {title}")

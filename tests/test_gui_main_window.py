@@ -284,7 +284,8 @@ def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
     assert window.classify_view.result_label.text().startswith("Not classified (domain score")
     assert window.statusBar().currentMessage() == "1 image classified by LiteRT"
     view = window.models_view
-    assert "Default model" in view.active_label.text()
+    assert view.active_label.text() == ("Active model: <b>Default model (bundled)</b> — "
+                                        f"{BUNDLED_MODEL} (answers through LiteRT)")
     view.list.setCurrentRow(0)
     assert view.list.currentItem().text().startswith("★ Default model")
     card = view.details.toPlainText()
