@@ -13,6 +13,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -234,21 +235,30 @@ def load_images(dataset: Dataset, size: int, crop: str = "squash", *, use_cache:
                 return ImageSet(images[keep] if index["failures"] else images, True)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is rebuilt below
-    writer = _CacheWriter(folder, (len(ids), size, size, 3)) if use_cache else None
-    try:
+    with cache_writer(folder, len(ids), size, use_cache) as writer:
         images, failures = decode_many(list(dataset.records["path"]), size, crop,
                                        on_progress=on_progress, should_stop=should_stop,
                                        on_chunk=writer.write if writer else None)
+        by_id = {ids[i]: reason for i, reason in failures.items()}
+        if writer:
+            writer.finish(ids, by_id)
+    dataset.drop_images(by_id)
+    keep = [i for i in range(len(ids)) if i not in failures]
+    return ImageSet(images[keep] if failures else images, False)
+
+
+@contextmanager
+def cache_writer(folder: Path, n: int, size: int, enabled: bool
+                 ) -> Iterator[_CacheWriter | None]:
+    """A writer of `n` decoded images into the cache `folder` (None when caching is off);
+    its partial file is removed if the block fails or is stopped."""
+    writer = _CacheWriter(folder, (n, size, size, 3)) if enabled else None
+    try:
+        yield writer
     except BaseException:
         if writer:
             writer.abandon()
         raise
-    by_id = {ids[i]: reason for i, reason in failures.items()}
-    if writer:
-        writer.finish(ids, by_id)
-    dataset.drop_images(by_id)
-    keep = [i for i in range(len(ids)) if i not in failures]
-    return ImageSet(images[keep] if failures else images, False)
 
 
 class _CacheWriter:

@@ -58,6 +58,7 @@ class Scores:
     in_domain: np.ndarray | None = None  # (n,) bool; None when the model has no gate
 
 
+@dataclass
 class Classifier:
     """What every runtime shares: the stored recipe and gate applied to raw uint8 images.
 
@@ -67,9 +68,9 @@ class Classifier:
     """
 
     info: ModelInfo
-    path: Path
-    domain: DomainModel | None
-    training_ids: frozenset[str] | None
+    path: Path  # the .keras file
+    domain: DomainModel | None = None
+    training_ids: frozenset[str] | None = None  # the training part's image ids, if recorded
     runtime = "Keras"  # which engine answers, as the status bar and the CLI name it
     default_batch = 64  # images per model call (four views each with TTA)
 
@@ -102,11 +103,7 @@ class Classifier:
 class LoadedModel(Classifier):
     """A Keras model with its `ModelInfo`, ready to classify raw uint8 images."""
 
-    model: Any
-    info: ModelInfo
-    path: Path
-    domain: DomainModel | None = None
-    training_ids: frozenset[str] | None = None  # the training part's image ids, if recorded
+    model: Any = field(kw_only=True)
     _compiled: Any = field(default=None, init=False, repr=False, compare=False)
 
     def _views_call(self) -> Callable[[np.ndarray], Any]:
@@ -288,7 +285,8 @@ def load_model(path: str | Path) -> LoadedModel:
         raise ModelError(f"{path.name}: {len(info.class_bias)} class biases for {n_out} outputs")
     if not info.temperature > 0:
         raise ModelError(f"{path.name}: the stored temperature must be positive")
-    return LoadedModel(model, info, path, read_domain(path, info), read_training_ids(path))
+    return LoadedModel(info, path, read_domain(path, info), read_training_ids(path),
+                       model=model)
 
 
 def package_model(source: str | Path, out: str | Path, card: str = "") -> Path:

@@ -30,7 +30,7 @@ from core.images import (
     ProgressFn,
     StopFn,
     _cache_folder,
-    _CacheWriter,
+    cache_writer,
     decode_many,
     iter_decoded,
     read_image,
@@ -160,22 +160,18 @@ def stream_images(dataset: Dataset, size: int, crop: str = "squash", *,
     paths = list(dataset.records["path"])
     found = _cached_rows(folder, ids, size) if use_cache else None
     if found is None:
-        writer = _CacheWriter(folder, (len(ids), size, size, 3)) if use_cache else None
         failures: dict[int, str] = {}
-        try:
+        with cache_writer(folder, len(ids), size, use_cache) as writer:
             for start, chunk in iter_decoded(paths, size, crop, failures,
                                              should_stop=should_stop):
                 if writer:
                     writer.write(chunk)
                 if on_progress:
                     on_progress(start + len(chunk), len(ids))
-        except BaseException:
+            by_id = {ids[i]: reason for i, reason in failures.items()}
             if writer:
-                writer.abandon()
-            raise
-        by_id = {ids[i]: reason for i, reason in failures.items()}
+                writer.finish(ids, by_id)
         if writer:
-            writer.finish(ids, by_id)
             found = _cached_rows(folder, ids, size)
     elif on_progress:
         on_progress(len(ids), len(ids))

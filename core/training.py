@@ -284,7 +284,8 @@ def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
     save_model(models.model, run.model_path, info, trust.domain,
                records["image_id"].iloc[train_unique])
     if litert_available():  # the twin answers Classify and predict without TensorFlow
-        problem = ensure_twin(LoadedModel(models.model, info, run.model_path), hooks.status)
+        problem = ensure_twin(LoadedModel(info, run.model_path, model=models.model),
+                              hooks.status)
         if problem:
             hooks.status(f"the model is saved, but {problem}")
     run.write_predictions(table)

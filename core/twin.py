@@ -31,12 +31,10 @@ import numpy as np
 
 from core import __version__, paths
 from core.backend import quiet_stderr
-from core.domain import DomainModel
 from core.errors import ModelError
 from core.model_io import (
     Classifier,
     LoadedModel,
-    ModelInfo,
     load_model,
     read_domain,
     read_info,
@@ -169,11 +167,7 @@ def ensure_twin(loaded: LoadedModel, status: Callable[[str], None] | None = None
 class TwinModel(Classifier):
     """A model answered by its LiteRT twin: the same interface as `LoadedModel`."""
 
-    info: ModelInfo
-    path: Path  # the .keras file it stands for
-    twin: Path
-    domain: DomainModel | None = None
-    training_ids: frozenset[str] | None = None
+    twin: Path = field(kw_only=True)
     _runner: Any = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
                                   compare=False)
@@ -185,7 +179,7 @@ class TwinModel(Classifier):
 
         try:
             with quiet_stderr():  # the interpreter logs its CPU delegate on fd 2
-                # every core: its default left one of two idle (about 7.5 against 5 ms a view)
+                # every core: the default thread count left one of two cores idle
                 interpreter = Interpreter(model_path=str(self.twin),
                                           num_threads=len(os.sched_getaffinity(0))
                                           if hasattr(os, "sched_getaffinity")
@@ -221,8 +215,8 @@ def load_twin(model_path: str | Path) -> TwinModel:
     info = read_info(model_path)
     if info is None:
         raise ModelError(f"{model_path.name} has no model information; use --runtime keras")
-    return TwinModel(info, model_path, found.twin, read_domain(model_path, info),
-                     read_training_ids(model_path))
+    return TwinModel(info, model_path, read_domain(model_path, info),
+                     read_training_ids(model_path), twin=found.twin)
 
 
 def open_model(model_path: str | Path, runtime: str = "auto",

@@ -128,9 +128,7 @@ class MainWindow(QMainWindow):
     def on_model_ready(self, ready: work.ModelReady) -> None:
         self.models_view.set_active(Path(ready.path))
         self.show_message(f"Ready to classify ({ready.runtime})")
-        waiting, self._waiting_files = self._waiting_files, []
-        if waiting:
-            self.classify_files(waiting)
+        self._classify_waiting()
 
     @Slot(object)
     def on_startup_done(self, _active_path: str) -> None:
@@ -138,8 +136,12 @@ class MainWindow(QMainWindow):
         if self.models.active() is None:
             self.runtime_label.setText("Model: none")
         self.models_view.refresh()
+        self._classify_waiting()  # without a bundled model this says so for the waiting images
+
+    def _classify_waiting(self) -> None:
+        """Classify the images dropped before start-up had a model ready."""
         waiting, self._waiting_files = self._waiting_files, []
-        if waiting:  # no bundled model: say so for the images dropped meanwhile
+        if waiting:
             self.classify_files(waiting)
 
     @Slot(str)

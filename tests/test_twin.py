@@ -109,12 +109,10 @@ def test_a_read_only_model_folder_gets_its_twin_in_the_cache(
     assert isinstance(open_model(model_copy, "auto"), TwinModel)
 
 
-BLOCK_TF = ("import sys, json\n"
+BLOCK_TF = ("import sys\n"
             "sys.modules['tensorflow'] = None; sys.modules['keras'] = None  # imports now fail\n"
             "from core.cli import main\n"
-            "code = main(sys.argv[1:])\n"
-            "print(json.dumps({'exit': code, 'tf': 'tensorflow' in sys.modules and "
-            "sys.modules['tensorflow'] is not None}), file=sys.stderr)\n")
+            "sys.exit(main(sys.argv[1:]))\n")
 
 
 def test_predict_on_the_litert_path_never_imports_tensorflow(tiny_model: Path,
