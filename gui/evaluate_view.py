@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from core.classes import full_name
 from core.errors import SkinLesionError
+from core.refusal import refused_summary as refusal_summary
 from core.report import ReportData
 from core.runs import read_run
 from gui.about import DISCLAIMER
@@ -78,8 +79,7 @@ def metrics_html(metrics: dict[str, Any]) -> str:
     if metrics.get("ece") is not None:
         notes.append(f"calibration error (ECE) {fmt(metrics['ece'])}")
     if metrics.get("out_of_domain") is not None:
-        notes.append(f"{metrics['out_of_domain']} refused as unlike the training images "
-                     "(still counted)")
+        notes.append(refusal_summary(metrics))
     if metrics.get("cohen_kappa") is not None:
         notes.append(f"Cohen's kappa {fmt(metrics['cohen_kappa'])}")
     if metrics.get("matthews_corrcoef") is not None:

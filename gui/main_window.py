@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
 
         self.dataset_view.open_requested.connect(self.open_dataset)
+        self.dataset_view.health.image_requested.connect(self.show_dataset_image)
         self.train_view.run_open_requested.connect(self.open_run)
         self.train_view.run_finished.connect(self.on_run_finished)
         self.train_view.message.connect(self.show_message)
@@ -157,6 +158,9 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def open_dataset(self, folder: str) -> None:
         self.dataset_view.show_loading(folder)
+        for old in self.tasks.running("dataset-modality"):  # its verdict is on the old one
+            old.worker.superseded.set()
+            old.stop()
         task = self.tasks.start("dataset", partial(work.load_overview, folder))
         task.worker.progress.connect(self.dataset_view.set_progress)
         task.worker.succeeded.connect(self.on_dataset_loaded)
@@ -169,6 +173,19 @@ class MainWindow(QMainWindow):
         self.train_view.set_dataset(str(overview.summary["root"]),
                                     int(overview.summary["n_images"]))
         self.show_message(f"Dataset loaded: {overview.summary['n_images']} images")
+        health = self.dataset_view.health
+        health.show_checking()
+        task = self.tasks.start("dataset-modality", partial(work.check_dataset_modality,
+                                                            str(overview.summary["root"])))
+        task.worker.progress.connect(health.set_progress)
+        task.worker.succeeded.connect(health.show_result)
+        task.worker.failed.connect(health.show_error)
+        self.tasks.run(task)
+
+    @Slot(str)
+    def show_dataset_image(self, path: str) -> None:
+        self.tabs.setCurrentWidget(self.classify_view)
+        self.classify_view.request([path])
 
     @Slot(str)
     def open_run(self, run_dir: str) -> None:
@@ -282,9 +299,13 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def on_classified(self, predictions: list) -> None:
-        done = sum(1 for p in predictions if not p.error)
-        self.show_message(f"{done} image{'s' * (done != 1)} classified by "
-                          f"{self._classify_runtime}")
+        refused = sum(1 for p in predictions if not p.error and p.in_domain is False)
+        done = sum(1 for p in predictions if not p.error) - refused
+        failed = sum(1 for p in predictions if p.error)
+        parts = [f"{n} image{'s' * (n != 1)} {what}" for n, what in
+                 ((done, "classified"), (refused, "refused"), (failed, "unreadable")) if n]
+        answered = f" by {self._classify_runtime}" if done or refused else ""
+        self.show_message(", ".join(parts) + answered)
 
     @Slot(str)
     def explain_image(self, path: str) -> None:

@@ -64,6 +64,19 @@ def load_overview(folder: str, ctx: TaskContext) -> DatasetOverview:
     return DatasetOverview(summary, samples)
 
 
+def check_dataset_modality(folder: str, ctx: TaskContext) -> list[dict[str, Any]] | None:
+    """The images of the dataset in `folder` that do not look dermoscopic (None: the
+    modality check is switched off)."""
+    from core.inference import SHIPPED, modality_check
+    from core.modality import not_dermoscopic
+
+    check = modality_check(SHIPPED)
+    if check is None:
+        return None
+    return not_dermoscopic(load_dataset(folder), check, on_progress=ctx.progress,
+                           should_stop=ctx.should_stop)
+
+
 def classify_task(model: Classifier, files: list[str], tta: bool | None,
                   ctx: TaskContext) -> list[Prediction]:
     """Classify `files` in chunks (runs in a worker), reporting progress."""

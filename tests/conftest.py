@@ -28,6 +28,19 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(autouse=True)
+def modality_check_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Synthetic test images are not dermoscopic: the shipped modality check would refuse
+    them all. Tests of the check itself use the `modality_check_on` fixture."""
+    monkeypatch.setenv("SKIN_LESION_MODALITY_CHECK", "off")
+
+
+@pytest.fixture()
+def modality_check_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped modality check, as the app runs it."""
+    monkeypatch.delenv("SKIN_LESION_MODALITY_CHECK", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def collect_in_main_thread(request: pytest.FixtureRequest) -> Iterator[None]:
     """During Qt tests, collect garbage in the main thread only, as the app does (`gui.gui_gc`).
 

@@ -210,12 +210,15 @@ def test_training_images_are_flagged_and_the_reliability_tab_draws(qtbot: QtBot,
                                                                     ham_dir: Path) -> None:
     view = make_view(qtbot)
     result = fake_evaluation(ham_dir)
-    result["metrics"].update(seen_in_training=12, out_of_domain=3)
+    result["metrics"].update(seen_in_training=12, out_of_domain=3,
+                             refused_by={"clinical": {"mel": 1}, "other": {},
+                                         "unfamiliar": {"nv": 2}})
     view.show_evaluation(result)
     assert view.seen_label.isVisible()
     assert view.seen_label.text() == ("⚠ 12 of these images were used to train this model; "
                                       "its scores here are inflated.")
-    assert "3 refused as unlike the training images" in view.metrics_label.text()
+    assert ("refused (still counted): clinical photo 1 (mel 1); unfamiliar 2 (nv 2)"
+            in view.metrics_label.text())
     view.tabs.setCurrentWidget(view.reliability)
     ax = view.reliability.ax
     filled = int(np.count_nonzero(np.histogram(result["predictions"]["confidence"],

@@ -269,7 +269,8 @@ def test_window_geometry_and_last_folders_are_remembered(qtbot, isolated_home: P
 
 
 def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
-        qtbot, window: MainWindow, tmp_path: Path) -> None:
+        qtbot, window: MainWindow, tmp_path: Path, modality_check_on: None) -> None:
+    from core import refusal
     from core.paths import BUNDLED_MODEL
 
     assert BUNDLED_MODEL.is_file(), "resources/models/default.keras is part of the app"
@@ -281,8 +282,9 @@ def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
     assert window.models.active_path() == BUNDLED_MODEL
     assert window.runtime_label.text() == "Classifies with LiteRT"  # its twin, no TensorFlow
     qtbot.waitUntil(lambda: window.classify_view.result_label.text() != "", timeout=60000)
-    assert window.classify_view.result_label.text().startswith("Not classified (domain score")
-    assert window.statusBar().currentMessage() == "1 image classified by LiteRT"
+    assert window.classify_view.result_label.text().startswith(
+        "Not classified: not skin (P(dermoscopic) 0.")
+    assert window.statusBar().currentMessage() == "1 image refused by LiteRT"
     view = window.models_view
     assert view.active_label.text() == ("Active model: <b>Default model (bundled)</b> — "
                                         f"{BUNDLED_MODEL} (answers through LiteRT)")
@@ -294,14 +296,13 @@ def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
     view = window.classify_view
     drop_files(view, [ROOT / "resources" / "icons" / "app.png"])  # a pink icon, no lesion
     qtbot.waitUntil(lambda: view.result_label.text() != "", timeout=60000)
-    assert view.result_label.text().startswith("Not classified (domain score")
+    assert view.result_label.text().startswith("Not classified: not skin")
     assert view.refusal.isVisible()
-    assert view.refusal.text() == ("This does not look like a dermoscopic image of a skin "
-                                   "lesion; no diagnosis is shown.")
+    assert view.refusal.text() == refusal.TEXT[refusal.OTHER]
     assert view.bar_count() == 0
     view.show_anyway.click()  # the probabilities stay available, greyed, behind a click
     assert view.bar_count() == 7
-    assert view.table.item(0, 1).text() == "not a skin lesion?"
+    assert view.table.item(0, 1).text() == "not classified"
     assert "not a medical device" in view.disclaimer.text().lower()
 
 
@@ -317,9 +318,9 @@ def test_classify_refuses_an_image_unlike_the_training_images(
     lesion = make_image(tmp_path / "lesion.jpg", CLASS_COLOURS["mel"], size=(20, 15))
     drop_files(view, [flat, lesion])
     qtbot.waitUntil(lambda: view.table.rowCount() == 2, timeout=30000)
-    assert view.table.item(0, 1).text() == "not a skin lesion?"
-    assert view.table.item(0, 3).text().startswith("NO (")
-    assert view.table.item(1, 3).text().startswith("yes (")
+    assert view.table.item(0, 1).text() == "not classified"
+    assert view.table.item(0, 3).text().startswith("unfamiliar (")
+    assert view.table.item(1, 3).text() == "passed"
     assert view.refusal.isVisible() and view.bar_count() == 0
     assert not view.no_gate.isVisible()
     view.table.selectRow(1)

@@ -6,6 +6,11 @@
 
 Screenshots are taken of the whole X screen with ImageMagick's `import -window root`, i.e.
 what a user sees. A short CNN run (3 epochs) provides the Train and Evaluate content.
+
+    ... tools/screenshots.py --refusals CLINICAL.jpg SLIDE.png UNFAMILIAR.jpg --out DIR
+
+takes only the three refusal messages (a clinical photo, a slide, a dermoscopic image unlike
+the model's training images), at the default size and at 1024x700.
 """
 
 from __future__ import annotations
@@ -50,14 +55,30 @@ def shot(app: QApplication, out: Path, name: str) -> None:
     print(f"saved {out / name}.png", flush=True)
 
 
+def refusal_shots(app: QApplication, win: MainWindow, out: Path, files: list[Path]) -> None:
+    """Classify-refused-clinical/-other/-unfamiliar, at 1280x880 and at 1024x700."""
+    view = win.classify_view
+    win.tabs.setCurrentWidget(view)
+    for (width, height), suffix in (((1280, 880), ""), ((1024, 700), "-1024x700")):
+        win.setGeometry(0, 0, width, height)
+        for path, name in zip(files, ("clinical", "other", "unfamiliar"), strict=True):
+            view.result_label.setText("")
+            view.request([str(path)])
+            wait(app, lambda: view.result_label.text() != "", timeout=120)
+            shot(app, out, f"classify-refused-{name}{suffix}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/ham10000"))
     parser.add_argument("--out", default=Path("docs/screenshots"), type=Path)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--photo", type=Path, default=None,
                         help="a photo that is not a skin lesion, for the refusal shot (e.g. "
                         "astronaut.png from scikit-image's wheel: a NASA public-domain photo)")
+    parser.add_argument("--refusals", type=Path, nargs=3, default=None,
+                        metavar=("CLINICAL", "SLIDE", "UNFAMILIAR"),
+                        help="only the three refusal shots, of these images")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv)
@@ -66,6 +87,10 @@ def main() -> int:
     win.show()
     win.start_background_loading()
     wait(app, lambda: win.startup_done)
+    if args.refusals:
+        refusal_shots(app, win, args.out, args.refusals)
+        win.close()
+        return 0
 
     win.open_dataset(str(args.data.absolute()))  # as given: no machine path in the shots
     wait(app, lambda: win.train_view.dataset != "")

