@@ -41,29 +41,19 @@ VIEWS_PER_CALL = 16
 # the semantic last layer; `tools/train_modality.py` chooses on validation images.
 TAPS = ("block4_add", "block10_add", "block14_add")
 FEATURE_SETS = {"mid": TAPS, "mid+final": (*TAPS, "head_relu")}
-MOMENTS = "mid, with second moments"
 
 
 def tapped_backbone(size: int, taps: tuple[str, ...] = TAPS,
-                    weights: str | None = "imagenet", moments: bool = False) -> Any:
+                    weights: str | None = "imagenet") -> Any:
     """Lite0 (ImageNet) giving the pooled maps of `taps`, concatenated (only the layers
-    those need are kept); with `moments`, also the pooled squares of the mid-level maps
-    (second moments: how textured each channel is, not only how strong)."""
+    those need are kept)."""
     from core.backend import keras
     from core.lite0 import lite0_backbone
 
     layers = keras().layers
     base = lite0_backbone(size, weights)
-    pooled = []
-    for tap in taps:
-        out = base.get_layer(tap).output
-        if len(out.shape) == 2:
-            pooled.append(out)
-            continue
-        pooled.append(layers.GlobalAveragePooling2D(name=f"pool_{tap}")(out))
-        if moments and tap in TAPS:
-            square = layers.Multiply(name=f"square_{tap}")([out, out])
-            pooled.append(layers.GlobalAveragePooling2D(name=f"pool2_{tap}")(square))
+    pooled = [layers.GlobalAveragePooling2D(name=f"pool_{t}")(base.get_layer(t).output)
+              for t in taps]
     return keras().Model(base.input, layers.Concatenate(name="modality_features")(pooled),
                          name="lite0_tapped")
 

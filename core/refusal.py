@@ -23,7 +23,7 @@ TEXT = {
     UNFAMILIAR: "This looks dermoscopic, but unlike this model's training images (another "
                 "device, stain or kind of lesion?), so no diagnosis is shown.",
 }
-SHORT = {CLINICAL: "clinical photo", OTHER: "not skin", UNFAMILIAR: "unfamiliar"}
+SHORT = {CLINICAL: "clinical photo", OTHER: "other image", UNFAMILIAR: "unfamiliar"}
 
 
 def reason(modality: str | None, familiar: bool | None) -> str:

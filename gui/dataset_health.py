@@ -29,6 +29,7 @@ class DatasetHealth(QWidget):
 
     show_requested = Signal()  # the line's link: bring this page forward
     image_requested = Signal(str)  # a row was double-clicked: show that image
+    title_changed = Signal(str)  # the tab's title, with the count
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +67,8 @@ class DatasetHealth(QWidget):
         """The check's verdict; None when the check is switched off."""
         self.list.clear()
         self.flagged = flagged or []
+        self.title_changed.emit("Not dermoscopic" if flagged is None
+                                else f"Not dermoscopic ({len(flagged)})")
         if flagged is None:
             self.line.hide()
             self.heading.setText("The modality check is switched off.")

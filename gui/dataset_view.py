@@ -127,6 +127,8 @@ class DatasetView(QWidget):
         self.tabs.addTab(self.samples_scroll, "Samples")
         self.tabs.addTab(problems, "Problems")
         self.tabs.addTab(self.health, "Not dermoscopic")
+        self.health.title_changed.connect(
+            lambda title: self.tabs.setTabText(self.tabs.indexOf(self.health), title))
         return self.tabs
 
     # ----- opening ------------------------------------------------------------------------

@@ -304,7 +304,7 @@ class MainWindow(QMainWindow):
         failed = sum(1 for p in predictions if p.error)
         parts = [f"{n} image{'s' * (n != 1)} {what}" for n, what in
                  ((done, "classified"), (refused, "refused"), (failed, "unreadable")) if n]
-        answered = f" by {self._classify_runtime}" if done or refused else ""
+        answered = f" — answered by {self._classify_runtime}" if done or refused else ""
         self.show_message(", ".join(parts) + answered)
 
     @Slot(str)

@@ -64,7 +64,9 @@ def test_overview_through_a_worker_shows_counts_charts_and_samples(qtbot: QtBot,
     qtbot.waitUntil(lambda: not runner.running(), timeout=10000)
     overview = blocker.args[0]
     assert isinstance(overview, DatasetOverview)
-    assert view.progress.maximum() == 42 and view.progress.value() == 42
+    # the progress reports are queued to this thread: they may still be on their way
+    qtbot.waitUntil(lambda: view.progress.maximum() == 42 and view.progress.value() == 42,
+                    timeout=5000)
     view.show_overview(overview)
 
     header = view.header.text()

@@ -283,8 +283,8 @@ def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
     assert window.runtime_label.text() == "Classifies with LiteRT"  # its twin, no TensorFlow
     qtbot.waitUntil(lambda: window.classify_view.result_label.text() != "", timeout=60000)
     assert window.classify_view.result_label.text().startswith(
-        "Not classified: not skin (P(dermoscopic) 0.")
-    assert window.statusBar().currentMessage() == "1 image refused by LiteRT"
+        "Not classified: other image (P(dermoscopic) 0.")
+    assert window.statusBar().currentMessage() == "1 image refused — answered by LiteRT"
     view = window.models_view
     assert view.active_label.text() == ("Active model: <b>Default model (bundled)</b> — "
                                         f"{BUNDLED_MODEL} (answers through LiteRT)")
@@ -296,7 +296,7 @@ def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
     view = window.classify_view
     drop_files(view, [ROOT / "resources" / "icons" / "app.png"])  # a pink icon, no lesion
     qtbot.waitUntil(lambda: view.result_label.text() != "", timeout=60000)
-    assert view.result_label.text().startswith("Not classified: not skin")
+    assert view.result_label.text().startswith("Not classified: other image")
     assert view.refusal.isVisible()
     assert view.refusal.text() == refusal.TEXT[refusal.OTHER]
     assert view.bar_count() == 0

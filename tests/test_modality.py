@@ -4,7 +4,9 @@ through the CLI and in Classify; dermoscopic images are not; LiteRT and Keras ag
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,37 +95,41 @@ def test_cli_refuses_a_clinical_photo_and_answers_a_dermoscopic_image(
     assert unchecked["modality"] is None and unchecked["refusal"] != refusal.CLINICAL
 
 
-@pytest.mark.realdata
-def test_classify_names_the_reason(qtbot, modality_check_on: None, slide: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture()
+def window(qtbot, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The app's main window, shown, with the modality check on."""
     from PySide6.QtWidgets import QMessageBox
 
-    from core.paths import BUNDLED_MODEL
     from gui.main_window import MainWindow
 
+    monkeypatch.delenv("SKIN_LESION_MODALITY_CHECK", raising=False)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    try:
-        with qtbot.waitSignal(window.models_view.active_changed, timeout=60000):
-            window.models_view.activate(BUNDLED_MODEL)
-        view = window.classify_view
-        window.tabs.setCurrentWidget(view)
-        photo, lesion = held_out_file("clinical-photos"), dermoscopic_file()
-        drop_files(view, [photo, slide, lesion])
-        qtbot.waitUntil(lambda: view.table.rowCount() == 3, timeout=60000)
-        assert [view.table.item(r, 3).text() for r in range(2)] == ["clinical photo",
-                                                                     "not skin"]
-        assert view.refusal.isVisible() and view.refusal.text() == refusal.TEXT[refusal.CLINICAL]
-        assert view.bar_count() == 0
-        view.table.selectRow(1)
-        assert view.refusal.text() == refusal.TEXT[refusal.OTHER]
-        view.table.selectRow(2)
-        assert view.table.item(2, 1).text() != "not classified"
-        assert not view.refusal.isVisible() and view.bar_count() == 7
-    finally:
-        window.tasks.stop_all()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.tasks.stop_all()
+
+
+@pytest.mark.realdata
+def test_classify_names_the_reason(qtbot, window: Any, slide: Path) -> None:
+    from core.paths import BUNDLED_MODEL
+
+    with qtbot.waitSignal(window.models_view.active_changed, timeout=60000):
+        window.models_view.activate(BUNDLED_MODEL)
+    view = window.classify_view
+    window.tabs.setCurrentWidget(view)
+    photo, lesion = held_out_file("clinical-photos"), dermoscopic_file()
+    drop_files(view, [photo, slide, lesion])
+    qtbot.waitUntil(lambda: view.table.rowCount() == 3, timeout=60000)
+    assert [view.table.item(r, 3).text() for r in range(2)] == ["clinical photo", "other image"]
+    assert view.refusal.isVisible() and view.refusal.text() == refusal.TEXT[refusal.CLINICAL]
+    assert view.bar_count() == 0
+    view.table.selectRow(1)
+    assert view.refusal.text() == refusal.TEXT[refusal.OTHER]
+    view.table.selectRow(2)
+    assert view.table.item(2, 1).text() != "not classified"
+    assert not view.refusal.isVisible() and view.bar_count() == 7
 
 
 @pytest.fixture()
@@ -159,27 +165,15 @@ def test_data_summary_flags_the_clinical_photo(mixed_dataset: Path, modality_che
 
 
 @pytest.mark.realdata
-def test_dataset_view_flags_the_clinical_photo_and_shows_it(
-        qtbot, mixed_dataset: Path, modality_check_on: None,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from PySide6.QtWidgets import QMessageBox
-
-    from gui.main_window import MainWindow
-
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    try:
-        health = window.dataset_view.health
-        window.open_dataset(str(mixed_dataset))
-        qtbot.waitUntil(lambda: health.line.text().startswith("⚠"), timeout=60000)
-        assert "1 image does not look dermoscopic" in health.line.text()
-        health.line.linkActivated.emit("show")
-        assert window.dataset_view.tabs.currentWidget() is health
-        assert health.list.count() == 1
-        assert health.list.item(0).text().startswith("ISIC_9999999 (mel): clinical photo")
-        health.list.itemDoubleClicked.emit(health.list.item(0))
-        assert window.tabs.currentWidget() is window.classify_view
-    finally:
-        window.tasks.stop_all()
+def test_dataset_view_flags_the_clinical_photo_and_shows_it(qtbot, window: Any,
+                                                            mixed_dataset: Path) -> None:
+    health = window.dataset_view.health
+    window.open_dataset(str(mixed_dataset))
+    qtbot.waitUntil(lambda: health.line.text().startswith("⚠"), timeout=60000)
+    assert "1 image does not look dermoscopic" in health.line.text()
+    health.line.linkActivated.emit("show")
+    assert window.dataset_view.tabs.currentWidget() is health
+    assert health.list.count() == 1
+    assert health.list.item(0).text().startswith("ISIC_9999999 (mel): clinical photo")
+    health.list.itemDoubleClicked.emit(health.list.item(0))
+    assert window.tabs.currentWidget() is window.classify_view

@@ -68,6 +68,18 @@ def refusal_shots(app: QApplication, win: MainWindow, out: Path, files: list[Pat
             shot(app, out, f"classify-refused-{name}{suffix}")
 
 
+def health_shots(app: QApplication, win: MainWindow, out: Path, folder: Path) -> None:
+    """The Dataset view with its health line, then its list of flagged images."""
+    win.setGeometry(0, 0, 1280, 880)
+    win.tabs.setCurrentWidget(win.dataset_view)
+    win.open_dataset(str(folder))
+    health = win.dataset_view.health
+    wait(app, lambda: health.line.text().startswith(("⚠", "Dataset health")), timeout=300)
+    shot(app, out, "dataset-health")
+    win.dataset_view.tabs.setCurrentWidget(health)
+    shot(app, out, "dataset-not-dermoscopic")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/ham10000"))
@@ -76,6 +88,8 @@ def main() -> int:
     parser.add_argument("--photo", type=Path, default=None,
                         help="a photo that is not a skin lesion, for the refusal shot (e.g. "
                         "astronaut.png from scikit-image's wheel: a NASA public-domain photo)")
+    parser.add_argument("--health", type=Path, default=None, metavar="DATASET",
+                        help="also shoot the Dataset view's health line for this folder")
     parser.add_argument("--refusals", type=Path, nargs=3, default=None,
                         metavar=("CLINICAL", "SLIDE", "UNFAMILIAR"),
                         help="only the three refusal shots, of these images")
@@ -89,6 +103,8 @@ def main() -> int:
     wait(app, lambda: win.startup_done)
     if args.refusals:
         refusal_shots(app, win, args.out, args.refusals)
+        if args.health:
+            health_shots(app, win, args.out, args.health)
         win.close()
         return 0
 

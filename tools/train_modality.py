@@ -37,17 +37,15 @@ from core import negatives  # noqa: E402
 from core.modality import (  # noqa: E402
     FEATURE_SETS,
     MODALITIES,
-    MOMENTS,
     save_modality_model,
     tapped_backbone,
 )
 from core.negatives import folder_part  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "datasets"
-# the cached columns: each tap's mean and mean square (40, 112, 192 channels), then the final
-# 1280-wide feature; each feature set's columns in the order its backbone gives them
-MEANS = np.r_[0:40, 80:192, 304:496]
-COLUMNS = {"mid": MEANS, MOMENTS: np.r_[0:688], "mid+final": np.r_[MEANS, 688:1968]}
+# the cached columns: the mean of each tap's map (40, 112, 192 channels), then the final
+# 1280-wide feature
+COLUMNS = {"mid": np.r_[0:344], "mid+final": np.r_[0:1624]}
 DERM, CLINICAL, OTHER = range(3)
 
 
@@ -66,8 +64,8 @@ def augmented(img: Image.Image, size: int, rng: np.random.Generator) -> np.ndarr
     """One random view: a zoom crop or the whole frame, turns and flips, and what another
     device or clinic changes: sharpness, resolution, white balance, hue, gamma, JPEG and the
     round field of view. The same for every kind of image, so none of these tells them
-    apart (sharpening dermoscopic images more often than photos lowered the validation
-    score: sharpness is partly a real cue)."""
+    apart (docs/modality-check.md: sharpening dermoscopic images more often than photos
+    lowered the validation score; sharpness is partly a real cue)."""
     w, h = img.size
     u = rng.random()
     if u < 0.2:
@@ -90,10 +88,9 @@ def augmented(img: Image.Image, size: int, rng: np.random.Generator) -> np.ndarr
         hsv = np.asarray(view.convert("HSV")).copy()
         hsv[..., 0] = (hsv[..., 0].astype(int) + int(rng.integers(-15, 16))) % 256
         view = Image.fromarray(hsv, "HSV").convert("RGB")
-    u = rng.random()
-    if u < 0.2:
+    if rng.random() < 0.2:
         view = view.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.5))))
-    elif u < 0.5:  # a sharper optic or sensor than HAM10000's copies show
+    elif rng.random() < 0.4:  # a sharper optic or sensor than HAM10000's copies show
         view = view.filter(ImageFilter.UnsharpMask(radius=float(rng.uniform(0.8, 2.0)),
                                                    percent=int(rng.integers(50, 220))))
     a = np.asarray(view, dtype=np.float32)
@@ -205,12 +202,12 @@ def softmax_of(x: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarr
 
 
 def cached_features(size: int, data: Path, work: Path) -> dict[str, tuple[np.ndarray, ...]]:
-    """(features of every tap, with second moments, and of the final layer, labels, groups)
-    per part, cached; `COLUMNS` picks each feature set's columns."""
-    cache = work / f"features-v5-{size}.npz"
+    """(features of every tap and of the final layer, labels, groups) per part, cached;
+    `COLUMNS` picks each feature set's columns."""
+    cache = work / f"features-v3-{size}.npz"
     if not cache.is_file():
         parts = gather(size, data)
-        backbone = tapped_backbone(size, FEATURE_SETS["mid+final"], moments=True)
+        backbone = tapped_backbone(size, FEATURE_SETS["mid+final"])
         stored = {}
         for name, (images, y, groups) in parts.items():
             log(f"features of {name}: {len(images)} views at {size} px")
@@ -224,7 +221,8 @@ def cached_features(size: int, data: Path, work: Path) -> dict[str, tuple[np.nda
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=SHARED / "ham10000")
-    p.add_argument("--sizes", type=int, nargs="+", default=[112, 128, 160])
+    p.add_argument("--sizes", type=int, nargs="+", default=[160],
+                   help="input sizes to choose from on validation (112 and 128 lost to 160)")
     p.add_argument("--out", type=Path, default=ROOT / "resources" / "models" / "modality.keras")
     p.add_argument("--work", type=Path, default=ROOT / ".modality-work")
     p.add_argument("--val-refusal", type=float, default=0.005,
@@ -264,8 +262,7 @@ def main() -> None:
     x_test, _, g_test = cached_features(size, args.data, args.work)["test"]
     p_test = softmax_of(x_test[:, chosen["width"]], chosen["weights"], chosen["bias"])
     log(f"held-out (test) refusal: {refusal_rates(p_test[:, DERM], g_test, threshold)}")
-    moments = chosen["features"] == MOMENTS
-    taps = FEATURE_SETS["mid" if moments else chosen["features"]]
+    taps = FEATURE_SETS[chosen["features"]]
     settings = {"size": size, "crop": "center", "threshold": threshold,
                 "modalities": list(MODALITIES), "regularisation_C": chosen["C"],
                 "rule": f"refused when P(dermoscopic) < threshold; threshold = the "
@@ -279,7 +276,7 @@ def main() -> None:
                 "trained_on": {"dermoscopic": "HAM10000 training part (lesion split, seed 42)",
                                "clinical": "60% of a DermNet NZ clinical-photo set",
                                "other": "60% of 300 ImageNet sample photos; synthetic images"}}
-    save_modality_model(tapped_backbone(size, taps, moments=moments),
+    save_modality_model(tapped_backbone(size, taps),
                         chosen["weights"].astype(np.float32), chosen["bias"].astype(np.float32),
                         settings, args.out)
     log(f"saved {args.out} and its LiteRT twin")
