@@ -174,12 +174,15 @@ def predict_files(model: str | Path | Classifier | None, files: Sequence[str | P
     views: list[np.ndarray] = []
     for i, f in enumerate(files):
         try:
-            arrays.append(read_image(f, size, crop))
-            if modality is not None:
-                views.append(read_image(f, modality.size, modality.crop))
-            good.append(i)
+            image = read_image(f, size, crop)
+            view = None if modality is None else read_image(f, modality.size, modality.crop)
         except ImageError as exc:
             results[i].error = str(exc)
+            continue
+        arrays.append(image)
+        if view is not None:
+            views.append(view)
+        good.append(i)
     if arrays:
         answer = None if modality is None else modality.assess(np.stack(views))
         scores = loaded.classify(np.stack(arrays), batch_size, tta=tta)
