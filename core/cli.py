@@ -282,10 +282,12 @@ def _write_gradcams(model: Any, files: list[str], out_dir: Path) -> list[str]:
 
 
 def _add_runtime(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runtime", choices=["auto", "litert", "keras"], default="auto",
-                        help="auto (default): the model's LiteRT twin when it is current, "
-                        "without loading TensorFlow, else Keras (and the twin is rebuilt); "
-                        "litert: the twin only; keras: the .keras file")
+    parser.add_argument("--runtime", choices=["auto", "litert", "litert-float", "keras"],
+                        default="auto",
+                        help="auto (default): the model's LiteRT twin when it is current "
+                        "(its int8 twin where it has one), without loading TensorFlow, else "
+                        "Keras (and the twin is rebuilt); litert: the twin only; "
+                        "litert-float: the float twin only; keras: the .keras file")
 
 
 def build_parser() -> argparse.ArgumentParser:

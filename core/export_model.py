@@ -108,8 +108,10 @@ def export_model(loaded: LoadedModel, fmt: str, out: str | Path,
         _remove(tmp)
         raise ModelError(f"could not export {loaded.path.name} as {fmt}: "
                          f"{str(exc).strip().splitlines()[0][:200]}") from exc
+    paths.sync_file(tmp)
     _remove(out)
     tmp.rename(out)
+    paths.sync_dir(out.parent)
     meta = json.dumps(sidecar(loaded, fmt), indent=2, default=str)
     paths.write_text_atomic(sidecar_path(out, fmt), meta)
     return out

@@ -296,7 +296,7 @@ class _CacheWriter:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600
-            os.replace(self.tmp, self.folder / "images.npy")
+            paths.durable_replace(self.tmp, self.folder / "images.npy")
             paths.write_text_atomic(self.folder / "index.json",
                                     json.dumps({"image_ids": ids, "failures": failures}))
         except OSError:

@@ -41,11 +41,46 @@ def runs_dir() -> Path:
     return data_dir() / "runs"
 
 
+def sync_file(path: Path) -> None:
+    """Flush `path` (a file, or every file under a folder) from the OS cache to the disk."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        with open(file, "rb") as stream:
+            os.fsync(stream.fileno())
+
+
+def sync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable (fsync the folder itself).
+
+    Windows cannot open a folder for fsync; there NTFS's journal orders the rename after the
+    data instead, and this is a no-op.
+    """
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable_replace(tmp: Path, target: Path) -> None:
+    """Move a fully written `tmp` onto `target` so that a power cut leaves one or the other.
+
+    The data is fsynced before the rename (else the rename may reach the disk first and
+    leave an empty file) and the folder after it (else the rename itself may be lost).
+    """
+    sync_file(tmp)
+    os.replace(tmp, target)
+    sync_dir(target.parent)
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; move it into place only if the block succeeds.
 
-    A crash or full disk never leaves a half-written `target` behind.
+    A crash, a full disk or a power cut never leaves a half-written `target` behind: the
+    old file stays until the new one is on the disk (`durable_replace`).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     # Keep every suffix: Keras insists on names ending in ".weights.h5" or ".keras".
@@ -58,12 +93,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
     try:
         yield tmp
-        os.replace(tmp, target)
+        durable_replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(target: Path, text: str) -> None:
-    """Write a text file atomically (temporary file, then rename)."""
+    """Write a text file atomically and durably (temporary file, fsync, rename)."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

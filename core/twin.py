@@ -9,6 +9,10 @@ out-of-distribution gate reads. The ensemble is inside the twin; the rest of the
 Keras path (`core.model_io.Classifier`), with the settings read from the `.keras` file's
 own members, so both runtimes give the same answers.
 
+A model may also have an int8 twin (`X.int8.tflite`): post-training integer quantization,
+calibrated on training images (`build_twin(..., calibration=images)`), with float input and
+outputs. `auto` and `litert` prefer it when it is current; `litert-float` takes the float one.
+
 The sidecar records the SHA-256 of the `.keras` file and of the twin. A twin whose hashes do
 not match, or that the interpreter cannot read, is refused (never trusted) and rebuilt the
 next time TensorFlow is loaded. Where the model's folder is read-only (an installed
@@ -42,7 +46,8 @@ from core.model_io import (
 )
 
 TWIN_FORMAT = 1
-RUNTIMES = ("auto", "litert", "keras")
+RUNTIMES = ("auto", "litert", "litert-float", "keras")
+PRECISIONS = ("int8", "float")  # the order `auto` tries them in
 VIEWS_PER_CALL = 8  # LiteRT is fastest, and smallest in memory, on a few views per call
 INSTALL_HINT = "pip install ai-edge-litert (or the [classify] extra)"
 
@@ -69,10 +74,11 @@ def sidecar_of(twin: Path) -> Path:
     return twin.with_name(twin.name + ".json")
 
 
-def _places(model_path: Path, source_sha: str) -> list[Path]:
+def _places(model_path: Path, source_sha: str, precision: str = "float") -> list[Path]:
     """Where a twin of `model_path` may be: beside it, else in the user cache folder."""
-    return [model_path.with_suffix(".tflite"),
-            paths.cache_dir() / "twins" / f"{source_sha[:24]}.tflite"]
+    suffix = ".tflite" if precision == "float" else f".{precision}.tflite"
+    return [model_path.with_suffix(suffix),
+            paths.cache_dir() / "twins" / f"{source_sha[:24]}{suffix}"]
 
 
 @dataclass
@@ -83,9 +89,10 @@ class TwinCheck:
     source_sha: str
     twin: Path | None = None  # the current twin, when there is one
     problem: str = ""  # why there is none: missing, stale or damaged
+    precision: str = "float"
 
 
-def check_twin(model_path: str | Path) -> TwinCheck:
+def check_twin(model_path: str | Path, precision: str = "float") -> TwinCheck:
     """Look for a current twin of `model_path` (its hashes must match)."""
     model_path = Path(model_path)
     try:
@@ -93,7 +100,7 @@ def check_twin(model_path: str | Path) -> TwinCheck:
     except OSError as exc:
         raise ModelError(f"model file not readable: {model_path}: {exc}") from exc
     problems = []
-    for twin in _places(model_path, source_sha):
+    for twin in _places(model_path, source_sha, precision):
         meta = sidecar_of(twin)
         if not twin.is_file() and not meta.is_file():
             continue
@@ -105,43 +112,68 @@ def check_twin(model_path: str | Path) -> TwinCheck:
                 problems.append(f"{twin.name} is stale: {model_path.name} changed since")
             elif data.get("twin_sha256") != file_sha256(twin):
                 problems.append(f"{twin.name} is damaged: its hash does not match its sidecar")
+            elif data.get("precision", "float") != precision:
+                problems.append(f"{twin.name} is not a {precision} twin")
             else:
-                return TwinCheck(model_path, source_sha, twin)
+                return TwinCheck(model_path, source_sha, twin, precision=precision)
         except (OSError, ValueError, AttributeError) as exc:
             problems.append(f"{twin.name}: unreadable sidecar or twin ({exc})")
-    return TwinCheck(model_path, source_sha,
-                     problem="; ".join(problems) or f"{model_path.name} has no LiteRT twin")
+    kind = "LiteRT twin" if precision == "float" else f"{precision} LiteRT twin"
+    return TwinCheck(model_path, source_sha, precision=precision,
+                     problem="; ".join(problems) or f"{model_path.name} has no {kind}")
 
 
-def _writable_place(model_path: Path, source_sha: str) -> Path:
-    beside, cached = _places(model_path, source_sha)
+def _writable_place(model_path: Path, source_sha: str, precision: str) -> Path:
+    beside, cached = _places(model_path, source_sha, precision)
     if os.access(beside.parent, os.W_OK):
         return beside
     cached.parent.mkdir(parents=True, exist_ok=True)
     return cached
 
 
-def build_twin(loaded: LoadedModel, status: Callable[[str], None] | None = None) -> Path:
-    """Export `loaded` as its LiteRT twin (needs TensorFlow); return the twin's path."""
+def _int8_options(calibration: np.ndarray) -> dict[str, Any]:
+    """Converter options for integer quantization calibrated on `calibration` (uint8 views)."""
+    import tensorflow as tf
+
+    def views() -> Any:
+        for image in calibration:
+            yield [image[None].astype(np.float32)]
+
+    return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": views}
+
+
+def build_twin(loaded: LoadedModel, status: Callable[[str], None] | None = None,
+               calibration: np.ndarray | None = None) -> Path:
+    """Export `loaded` as its LiteRT twin (needs TensorFlow); return the twin's path.
+
+    With `calibration` (N x size x size x 3 uint8 images, from the training part), the twin
+    is int8: weights and activations quantized, ranges calibrated on those images.
+    """
     from core.backend import keras
     from core.model_io import penultimate
 
+    precision = "float" if calibration is None else "int8"
+    kind = "LiteRT twin" if calibration is None else "int8 LiteRT twin"
     if status:
-        status(f"Building the LiteRT twin of {loaded.path.name}…")
+        status(f"Building the {kind} of {loaded.path.name}…")
     source_sha = file_sha256(loaded.path)
-    out = _writable_place(loaded.path, source_sha)
+    out = _writable_place(loaded.path, source_sha, precision)
     model = loaded.model
     size = loaded.info.image_size
     both = keras().Model(model.inputs, [model.outputs[0], penultimate(model)])
+    options = {} if calibration is None else _int8_options(calibration)
     try:
         with paths.atomic_path(out) as tmp:
-            both.export(str(tmp), format="litert", verbose=False)
+            both.export(str(tmp), format="litert", verbose=False, **options)
     except Exception as exc:  # the converter raises many types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"could not build a LiteRT twin of {loaded.path.name}: "
                          f"{first[:200]}") from exc
     meta = {"twin_format": TWIN_FORMAT, "source": loaded.path.name,
             "source_sha256": source_sha, "twin_sha256": file_sha256(out),
+            "precision": precision,
+            "calibration": None if calibration is None else
+            f"{len(calibration)} training images",
             "outputs": {"probabilities": "output_0", "features": "output_1"},
             "input": {"image_size": size, "crop": loaded.info.crop, "dtype": "float32",
                       "values": "RGB 0-255, one row per view"},
@@ -168,6 +200,7 @@ class TwinModel(Classifier):
     """A model answered by its LiteRT twin: the same interface as `LoadedModel`."""
 
     twin: Path = field(kw_only=True)
+    precision: str = field(default="float", kw_only=True)
     _runner: Any = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
                                   compare=False)
@@ -177,6 +210,8 @@ class TwinModel(Classifier):
     def __post_init__(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        if self.precision != "float":
+            self.runtime = f"LiteRT {self.precision}"
         try:
             with quiet_stderr():  # the interpreter logs its CPU delegate on fd 2
                 # every core: the default thread count left one of two cores idle
@@ -202,30 +237,37 @@ class TwinModel(Classifier):
         return out["output_0"], out["output_1"]
 
 
-def load_twin(model_path: str | Path) -> TwinModel:
-    """The twin of `model_path`, checked; raises `ModelError` saying why it cannot be used."""
+def load_twin(model_path: str | Path, precisions: tuple[str, ...] = ("float",)) -> TwinModel:
+    """The first current twin of `model_path` among `precisions`, checked.
+
+    Raises `ModelError` saying why none can be used.
+    """
     model_path = Path(model_path).expanduser()
     if not model_path.is_file():
         raise ModelError(f"model file not found: {model_path}")
     if not litert_available():
         raise ModelError(f"the LiteRT runtime is not installed: {INSTALL_HINT}")
-    found = check_twin(model_path)
-    if found.twin is None:
-        raise ModelError(found.problem)
+    checks = [check_twin(model_path, p) for p in precisions]
+    found = next((c for c in checks if c.twin is not None), None)
+    if found is None or found.twin is None:
+        # the float twin's problem is the one a user can act on (it is rebuilt on its own)
+        raise ModelError(checks[-1].problem)
     info = read_info(model_path)
     if info is None:
         raise ModelError(f"{model_path.name} has no model information; use --runtime keras")
     return TwinModel(info, model_path, read_domain(model_path, info),
-                     read_training_ids(model_path), twin=found.twin)
+                     read_training_ids(model_path), twin=found.twin,
+                     precision=found.precision)
 
 
 def open_model(model_path: str | Path, runtime: str = "auto",
                status: Callable[[str], None] | None = None) -> Classifier:
     """A model ready to classify with the chosen runtime.
 
-    `auto`: the LiteRT twin when it is current and LiteRT is installed; otherwise Keras,
-    and then the twin is (re)built for next time. `litert`: the twin or a `ModelError`
-    saying why not. `keras`: always the Keras file.
+    `auto`: the LiteRT twin when it is current and LiteRT is installed (the int8 one when
+    the model has it); otherwise Keras, and then the float twin is (re)built for next time.
+    `litert`: the twin (int8 first) or a `ModelError` saying why not. `litert-float`: the
+    float twin only. `keras`: always the Keras file.
     """
     say = status or (lambda _m: None)
     if runtime not in RUNTIMES:
@@ -234,10 +276,11 @@ def open_model(model_path: str | Path, runtime: str = "auto",
     if not model_path.is_file():
         raise ModelError(f"model file not found: {model_path}")
     if runtime != "keras":
+        precisions = ("float",) if runtime == "litert-float" else PRECISIONS
         try:
-            return load_twin(model_path)
+            return load_twin(model_path, precisions)
         except ModelError as exc:
-            if runtime == "litert":
+            if runtime.startswith("litert"):
                 raise
             reason = str(exc)
         say(f"using Keras: {reason}")

@@ -54,6 +54,25 @@ def test_a_trained_model_gets_a_twin_that_answers_like_keras(tiny_model: Path) -
         assert (a.in_domain == b.in_domain).all()
 
 
+def test_an_int8_twin_answers_by_default_and_the_float_one_stays_selectable(
+        model_copy: Path) -> None:
+    from core.twin import build_twin
+
+    keras_model = load_model(model_copy)
+    images = colour_images(keras_model.info.image_size)
+    int8 = build_twin(keras_model, calibration=colour_images(keras_model.info.image_size, 1))
+    assert int8 == model_copy.with_suffix(".int8.tflite")
+    assert json.loads(sidecar_of(int8).read_text())["precision"] == "int8"
+    assert int8.stat().st_size < 0.6 * model_copy.with_suffix(".tflite").stat().st_size
+    chosen, float_twin = open_model(model_copy), open_model(model_copy, "litert-float")
+    assert (chosen.runtime, float_twin.runtime) == ("LiteRT int8", "LiteRT")
+    a, b = float_twin.classify(images), chosen.classify(images)
+    assert (a.probabilities.argmax(1) == b.probabilities.argmax(1)).mean() >= 0.75
+    np.testing.assert_allclose(b.probabilities, a.probabilities, atol=0.1)
+    int8.write_bytes(int8.read_bytes()[:-8])  # a damaged int8 twin: the float one answers
+    assert open_model(model_copy, "litert").runtime == "LiteRT"
+
+
 def test_a_stale_twin_is_refused_then_rebuilt_when_keras_loads(model_copy: Path) -> None:
     twin = model_copy.with_suffix(".tflite")
     package_model(model_copy, model_copy, card="changed")  # the .keras file changes

@@ -9,7 +9,9 @@ card is stored inside the file, where the app's Models view shows it. With `--da
 `--split`, the out-of-distribution gate is fitted on the split's training part (thresholds
 on its validation part), the temperature on its validation part, and the training part's
 image ids are stored; the test part is never read. `--tta` and `--class-bias` set the
-stored inference recipe before anything is fitted.
+stored inference recipe before anything is fitted. `--int8 N` also builds the int8 LiteRT
+twin, calibrated on N images of the training part (`bench/int8_twin.py` then says how far it
+agrees with the float twin).
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.model_io import load_model, save_model  # noqa: E402
+from core.model_io import LoadedModel, load_model, save_model  # noqa: E402
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_MB = 50
 
@@ -40,7 +46,12 @@ def main() -> int:
                         "(the test part's), shown in the Models view")
     parser.add_argument("--class-bias", type=str, default=None, metavar="JSON",
                         help="per-class log-probability offsets, e.g. '[0,0,0,0,0.5,0,0]'")
+    parser.add_argument("--int8", type=int, default=0, metavar="N",
+                        help="also build the int8 twin, calibrated on N training images "
+                        "(needs --data and --split)")
     args = parser.parse_args()
+    if args.int8 and not (args.data and args.split):
+        parser.error("--int8 needs --data and --split (it calibrates on training images)")
     loaded = load_model(args.model)
     loaded.info.card = args.card.read_text(encoding="utf-8")
     if args.tta is not None:
@@ -77,7 +88,35 @@ def main() -> int:
 
     twin = build_twin(load_model(out), status=lambda m: print(m, flush=True))
     print(f"wrote {twin} ({twin.stat().st_size / 1e6:.1f} MB), the LiteRT twin")
+    if args.int8:
+        images = training_images(args.data, args.split, load_model(out), args.int8)
+        int8 = build_twin(load_model(out), status=lambda m: print(m, flush=True),
+                          calibration=images)
+        print(f"wrote {int8} ({int8.stat().st_size / 1e6:.1f} MB), the int8 twin, "
+              f"calibrated on {len(images)} training images")
     return 0
+
+
+def training_images(data: Path, split: Path, loaded: LoadedModel, count: int) -> np.ndarray:
+    """`count` training-part images of `data` (a fixed, class-stratified draw), as the model
+    sees them."""
+    import numpy as np
+    import pandas as pd
+
+    from core.dataset import load_dataset
+    from core.images import load_images
+
+    parts = pd.read_csv(split, dtype=str, keep_default_na=False)
+    train = set(parts.loc[parts["subset"] == "train", "image_id"])
+    dataset = load_dataset(data)
+    images = load_images(dataset, loaded.info.image_size, loaded.info.crop).images
+    records = dataset.records.reset_index(drop=True)
+    rows = records[records["image_id"].isin(train)]
+    share = max(1, count // records["dx"].nunique())
+    picked = pd.concat(group.sample(min(len(group), share), random_state=0)
+                       for _, group in rows.groupby("dx"))
+    rest = rows.drop(picked.index).sample(max(0, count - len(picked)), random_state=0)
+    return np.asarray(images[np.sort(np.concatenate([picked.index, rest.index]))])
 
 
 if __name__ == "__main__":
