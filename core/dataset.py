@@ -73,6 +73,18 @@ class Dataset:
             self._fingerprint = (paths_, h.hexdigest()[:16])
         return self._fingerprint[1]
 
+    def portable_fingerprint(self) -> str:
+        """Hash of every image's path inside the dataset folder, size and label.
+
+        Unlike `fingerprint` it holds nothing of this machine (no folder, no mtimes): a copy
+        of the same dataset elsewhere gives the same value, so model files can store it.
+        """
+        h = hashlib.sha1(self.layout.encode())
+        skip = len(str(self.root)) + 1
+        for path, label in sorted(zip(self.records["path"], self.records["dx"], strict=True)):
+            h.update(f"{path[skip:]}\0{os.stat(path).st_size}\0{label}\n".encode())
+        return h.hexdigest()[:16]
+
     def drop_images(self, reasons: dict[str, str]) -> None:
         """Remove images (by image_id) that could not be decoded, recording why."""
         if not reasons:

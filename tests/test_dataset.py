@@ -135,3 +135,13 @@ def test_fingerprint_changes_when_the_records_change_at_equal_size(ham_dir: Path
     first = ds.fingerprint()
     ds.records = records.iloc[:-1].reset_index(drop=True)  # same size, other files
     assert ds.fingerprint() != first
+
+
+def test_the_portable_fingerprint_is_the_same_for_a_copy_and_changes_with_a_label(
+        ham_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "elsewhere" / "ham"
+    shutil.copytree(ham_dir, copy)
+    original, copied = load_dataset(ham_dir), load_dataset(copy)
+    assert copied.portable_fingerprint() == original.portable_fingerprint()
+    copied.records.loc[0, "dx"] = "mel" if copied.records.loc[0, "dx"] != "mel" else "nv"
+    assert copied.portable_fingerprint() != original.portable_fingerprint()

@@ -61,6 +61,8 @@ def test_saved_run_model_evaluates_and_predicts_consistently(ham_dir: Path,
     loaded = load_model(result.run_dir / "model.keras")
     assert loaded.info.image_size == 8 and len(loaded.info.classes) == 7
     assert loaded.info.trained_on["split"] == "lesion"
+    stored = json.dumps(loaded.info.trained_on)  # what a model file says of its data
+    assert loaded.info.trained_on["data"] == ham_dir.name and str(ham_dir.parent) not in stored
     files = sorted((ham_dir / "HAM10000_images_part_1").glob("*.jpg"))[:3]
     predictions = predict_files(loaded, files)
     dataset = load_dataset(ham_dir)
