@@ -224,15 +224,15 @@ def build_lite0(image_size: int = 160, n_classes: int = 7,
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec("mlp", "MLP (study)", build_mlp, 32),
     "cnn": ModelSpec("cnn", "CNN (study)", build_cnn, 32),
-    "vgg16": ModelSpec("vgg16", "VGG16 transfer, frozen (study)", build_vgg16, 150,
+    "vgg16": ModelSpec("vgg16", "VGG16, frozen (study)", build_vgg16, 150,
                        uses_imagenet=True),
-    "compact": ModelSpec("compact", "Compact CNN (batch norm, separable convs)", build_compact,
+    "compact": ModelSpec("compact", "Compact CNN", build_compact,
                          96),
     "mobilenetv2": ModelSpec("mobilenetv2", "MobileNetV2 transfer", build_mobilenetv2, 160,
                              uses_imagenet=True),
     "efficientnetb0": ModelSpec("efficientnetb0", "EfficientNetB0 transfer",
                                 build_efficientnetb0, 160, uses_imagenet=True),
-    LITE0: ModelSpec(LITE0, "EfficientNet-Lite0 transfer (ImageNet weights offline)",
+    LITE0: ModelSpec(LITE0, "EfficientNet-Lite0 (offline)",
                      build_lite0, 160, uses_imagenet=True),
 }
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import refusal
-from core.classes import full_name
+from core.classes import short_name
 from core.dataset import IMAGE_SUFFIXES
 from core.inference import Prediction, expand_paths, predictions_csv
 from core.paths import write_text_atomic
@@ -57,6 +57,11 @@ def refusal_detail(p: Prediction) -> str:
         return f"Not classified: unfamiliar to this model (score {p.domain_score:.2f} > 1.00)"
     return (f"Not classified: {refusal.SHORT[p.refusal]} "
             f"(P(dermoscopic) {p.modality_score:.2f})")
+
+
+NEVUS_NOTE = ("A nevus (nv) answer does not rule out melanoma: the model calls some "
+              "melanomas nv (the model card counts them). Have a changing or worrying lesion "
+              "checked by a doctor.")
 
 
 class ClassifyView(QWidget):
@@ -117,6 +122,10 @@ class ClassifyView(QWidget):
                                     "an image unlike anything it was trained on")
         self.show_anyway.toggled.connect(self._show_selected)
         self.show_anyway.hide()
+        self.nevus_note = QLabel(NEVUS_NOTE)
+        self.nevus_note.setWordWrap(True)
+        self.nevus_note.setStyleSheet("color: #a15c00;")
+        self.nevus_note.hide()
         self.no_gate = QLabel(NO_GATE_TEXT)
         self.no_gate.setWordWrap(True)
         self.no_gate.setStyleSheet("color: #a15c00;")
@@ -144,6 +153,7 @@ class ClassifyView(QWidget):
         detail.addWidget(self.refusal)
         detail.addWidget(self.show_anyway)
         detail.addWidget(self.low_confidence)
+        detail.addWidget(self.nevus_note)
         detail.addWidget(self.no_gate)
         detail.addWidget(self.chart, 1)
         detail.addWidget(self.disclaimer)
@@ -273,6 +283,7 @@ class ClassifyView(QWidget):
             self.refusal.setText(refusal.TEXT[p.refusal])
             self.result_label.setText(refusal_detail(p))
             self.low_confidence.hide()
+            self.nevus_note.hide()
             self._plot(p, greyed=True, visible=self.show_anyway.isChecked())
             return
         self.result_label.setText(f"{p.full_name} ({p.label}) — {p.confidence:.1%}")
@@ -281,6 +292,7 @@ class ClassifyView(QWidget):
             f"Low confidence: the top probability is below {self.threshold_spin.value():.0%}. "
             "The model is unsure; do not rely on this result." if low else "")
         self.low_confidence.setVisible(low)
+        self.nevus_note.setVisible(p.label == "nv")  # the answer users see most
         self._plot(p)
 
     def _empty_chart(self) -> None:
@@ -302,7 +314,8 @@ class ClassifyView(QWidget):
         values = [p.probabilities[n] for n in names]
         colours = ["#b0b0b0" if greyed else "#c62828" if n == p.label else "#6d8fb3"
                    for n in names]
-        ax.barh([f"{n} — {full_name(n)}" for n in names], values, color=colours)
+        # short names: the full ones squeezed the bars to a quarter of the width
+        ax.barh([f"{n} — {short_name(n)}" for n in names], values, color=colours)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_xlabel("probability")

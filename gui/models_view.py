@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QTextBlockFormat, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -63,6 +64,19 @@ def card_markdown(entry: ModelEntry) -> str:
     assert info is not None
     return (f"### {entry.title}\n\n`{entry.path}`\n\n**Input:** {info.image_size}×"
             f"{info.image_size} px RGB, crop policy '{info.crop}'\n\n{info.card}")
+
+
+def wrap_code_blocks(document: QTextDocument) -> None:
+    """Let the card's command blocks wrap: unwrapped, one long command made the card scroll
+    sideways on a 1024 px screen."""
+    wrapping = QTextBlockFormat()
+    wrapping.setNonBreakableLines(False)
+    block = document.begin()
+    while block.isValid():
+        if block.blockFormat().nonBreakableLines():
+            cursor = QTextCursor(block)
+            cursor.mergeBlockFormat(wrapping)
+        block = block.next()
 
 
 class ModelsView(QWidget):
@@ -136,6 +150,7 @@ class ModelsView(QWidget):
         entry = self.current_entry()
         if entry is not None and entry.info is not None and entry.info.card:
             self.details.setMarkdown(card_markdown(entry))
+            wrap_code_blocks(self.details.document())
         else:
             self.details.setHtml(describe(entry) if entry else "")
 

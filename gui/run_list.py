@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -38,7 +39,14 @@ class RunListWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # every column stays in view: the name takes what is left (elided, whole in its
+        # tooltip) and the others fit their contents
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.doubleClicked.connect(self.open_selected)
         self.runs: list[RunSummary] = []
 
@@ -75,19 +83,21 @@ class RunListWidget(QWidget):
         for row, run in enumerate(self.runs):
             score = "" if run.balanced_accuracy is None else f"{run.balanced_accuracy:.3f}"
             if run.damaged:
-                status = run.damaged if run.resumable else f"damaged: {run.damaged}"
+                status, detail = ("interrupted, resumable", run.damaged) if run.resumable else (
+                    "damaged", f"damaged: {run.damaged}")
+            elif run.resumable:
+                status, detail = "stopped, resumable", "stopped; Resume continues it"
             else:
-                status = "stopped (can be resumed)" if run.resumable else (
-                    "stopped" if run.stopped else "finished")
+                status = detail = "stopped" if run.stopped else "finished"
             date = run.created.strftime("%m-%d %H:%M") if run.created else ""
             for col, text in enumerate((run.name, run.model, run.split, date, score, status)):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, str(run.path))
+                item.setToolTip({0: run.name, 5: detail}.get(col, text))
                 if run.damaged and not run.resumable:
                     item.setForeground(Qt.GlobalColor.darkRed)
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
-        self.table.resizeColumnsToContents()
         self._update_buttons()
 
     def selected_paths(self) -> list[Path]:

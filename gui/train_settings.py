@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, cast
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,17 +29,27 @@ from PySide6.QtWidgets import (
 from core.config import TrainConfig, applies, default, field_names, option
 from core.models import MODELS
 
-CHOICE_TEXT = {  # friendlier words for some choices; the rest show as they are
-    "lesion": "By lesion: train / val / test (honest)",
-    "seed-leaky": "Study's seed-leaky 80/20 (inflated scores)",
-    "squash": "Whole frame, squashed (study)", "center": "Centre square crop",
+CHOICE_TEXT = {  # short words for some choices (the column stays narrow); the rest as they are
+    "lesion": "By lesion (honest)", "seed-leaky": "Study's 80/20 (inflated)",
+    "squash": "Squash whole frame", "center": "Centre square",
     "constant": "Constant", "cosine": "Cosine decay",
-    "val_loss": "Lowest validation loss",
-    "val_balanced_accuracy": "Highest validation balanced accuracy",
-    "default": "Default (one device)", "mirrored": "Mirrored (every local GPU)",
+    "val_loss": "Lowest val. loss", "val_balanced_accuracy": "Best val. bal. acc.",
+    "default": "One device", "mirrored": "Every local GPU",
 }
-BALANCE_MODES = (("Resample each class (training part only)", "resample"),
-                 ("Class weights", "class-weights"), ("None", "none"))
+CHOICE_TIPS = {  # the whole story, in each item's tooltip
+    "lesion": "train / validation / test parts, every image of a lesion in one part",
+    "seed-leaky": "the study's protocol: resampled before an 80/20 split, so copies of one "
+                  "image sit on both sides and scores are inflated",
+    "squash": "the whole frame resized to a square (the study's)",
+    "center": "the largest centred square, resized",
+    "val_loss": "keep the epoch with the lowest validation loss",
+    "val_balanced_accuracy": "keep the epoch with the highest validation balanced accuracy",
+    "default": "one device: the GPU if there is one, else the CPU",
+    "mirrored": "every local GPU, one copy of the model each",
+    "resample": "resample each class to N images, in the training part only",
+    "class-weights": "weight the loss by inverse class frequency",
+}
+BALANCE_MODES = (("Resample", "resample"), ("Class weights", "class-weights"), ("None", "none"))
 # the dataset comes from the Dataset view; command-line-only settings (such as splitting the
 # CPU, which needs a fresh TensorFlow) are not offered
 NOT_IN_FORM = ("data_dir", *(name for name in field_names() if not option(name).gui))
@@ -55,11 +65,12 @@ STREAM_ABOVE_BYTES = 2**30
 
 def _combo(items: list[tuple[str, str]]) -> QComboBox:
     box = QComboBox()
-    # narrow enough for the settings column; the open list shows the whole text
-    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    box.setMinimumContentsLength(12)
+    # as wide as the longest (short) text, never elided; the tooltips tell the rest
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
     for text, data in items:
         box.addItem(text, data)
+        if data in CHOICE_TIPS:
+            box.setItemData(box.count() - 1, CHOICE_TIPS[data], Qt.ItemDataRole.ToolTipRole)
     return box
 
 

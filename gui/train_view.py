@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -86,6 +87,10 @@ class TrainView(QWidget):
         scroll.setWidget(self.settings)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # never sideways: the column is as wide as the settings' widest row plus the scroll bar
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.settings.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width() + 4)
         left = QVBoxLayout()
         left.addWidget(self.dataset_label)
         left.addWidget(scroll, 1)
@@ -99,11 +104,12 @@ class TrainView(QWidget):
         progress.addWidget(self.curves, 1)
         progress_widget = QWidget()
         progress_widget.setLayout(progress)
-        below = QSplitter()
-        self.log.setMinimumWidth(200)  # stays readable on a 1024 px screen
-        below.addWidget(self.log)
-        below.addWidget(self.runs)
-        below.setSizes([420, 520])
+        # runs and log share the space under the curves (side by side they made the window
+        # wider than a 1024 px screen)
+        below = QTabWidget()
+        below.addTab(self.runs, "Runs")
+        below.addTab(self.log, "Log")
+        self.below = below
         right = QSplitter(Qt.Orientation.Vertical)  # the curves get the whole width
         right.addWidget(progress_widget)
         right.addWidget(below)
@@ -112,6 +118,8 @@ class TrainView(QWidget):
         splitter.addWidget(left_widget)
         splitter.addWidget(right)
         splitter.setSizes([self.settings.sizeHint().width() + 24, 1000])
+        splitter.setCollapsible(0, False)
+        splitter.setStretchFactor(1, 1)  # a wider window widens the curves, not the settings
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
@@ -157,6 +165,7 @@ class TrainView(QWidget):
             history = run.read_history(run.read_state().epochs_completed)
         except (SkinLesionError, OSError, ValueError, KeyError) as exc:
             self._log(f"Cannot resume {run.name}: {exc}")
+            self.below.setCurrentWidget(self.log)
             return
         self._begin(epochs, f"Resuming {run.name}")
         for row in history:
@@ -236,7 +245,10 @@ class TrainView(QWidget):
                                      else f"Stopped early (no better epoch) after "
                                      f"{metrics.get('epochs_completed')} epochs")
             self.batch_bar.setFormat("Done")
+        # the ETA is over: say how long the whole run took instead of a stale estimate
+        self.time_label.setText(f"Took {_clock(time.monotonic() - self._run_started)}")
         self.runs.refresh()
+        self.below.setCurrentWidget(self.runs)
         self.run_finished.emit(result["run_dir"])
         self.message.emit(f"Training {state}; saved to {result['run_dir']}")
 
@@ -245,6 +257,8 @@ class TrainView(QWidget):
         self.epoch_bar.setFormat("Did not finish (see the log)")
         self.batch_bar.setFormat(message[:80])
         self._log(f"Training did not finish: {message}")
+        self.time_label.setText(f"Stopped after {_clock(time.monotonic() - self._run_started)}")
+        self.below.setCurrentWidget(self.log)
         self.message.emit(f"Training did not finish: {message}")
 
     @Slot()
