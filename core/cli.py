@@ -290,10 +290,16 @@ def _add_runtime(parser: argparse.ArgumentParser) -> None:
                         "litert-float: the float twin only; keras: the .keras file")
 
 
+def program_name() -> str:
+    """What the user typed: `skin-lesion` when installed, else `main.py`."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "main.py" if name in ("", "-c", "cli.py", "__main__.py") else name
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="main.py", description="Skin-lesion classifier workbench (HAM10000). "
+        prog=program_name(), description="Skin-lesion classifier workbench (HAM10000). "
         "Research software, not a medical device. Run with no arguments to open the app.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)

@@ -106,7 +106,10 @@ def open_image(path: str | Path, draft: int | None = None) -> Image.Image:
     except IsADirectoryError as exc:
         raise ImageError(f"{path.name}: is a folder, not an image") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{path.name}: not an image Pillow can read") from exc
+        empty = path.is_file() and path.stat().st_size == 0
+        raise ImageError(f"{path.name}: " + ("the file is empty (0 bytes)" if empty else
+                                            "not an image file (or an unsupported format)")
+                         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{path.name}: too large to decode safely "
                          f"(over {Image.MAX_IMAGE_PIXELS} pixels)") from exc

@@ -207,6 +207,9 @@ class ClassifyView(QWidget):
         """Show whether the active model's recipe always averages over flips."""
         self.tta_check.setChecked(always)
         self.tta_check.setEnabled(not always)
+        # greyed out, it says why without a hover
+        self.tta_check.setText("Flips averaged (model's recipe)" if always
+                               else "Average over flips (TTA)")
         self.tta_check.setToolTip(
             "This model's recipe always averages over the image and its three flips"
             if always else "Test-time augmentation: classify the image and its three flips "

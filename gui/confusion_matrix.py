@@ -119,14 +119,18 @@ class ConfusionMatrixWidget(PlotPanel):
         ax.clear()
         ax.set_axis_on()
         fractions = self.fractions()
-        image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
+        # the colours say what the numbers say: fractions when normalised, else counts
+        shown = fractions if self.is_normalised() else self.matrix
+        top = 1.0 if self.is_normalised() else max(1, int(self.matrix.max()))
+        image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=top)
         self._colorbar = self.canvas.figure.colorbar(image, ax=ax, shrink=0.8)
-        self._colorbar.set_label("fraction of the true class")
+        self._colorbar.set_label("fraction of the true class" if self.is_normalised()
+                                 else "images")
         k = len(self.classes)
         small = 7 if k > 8 else 9
         for row in range(k):
             for col in range(k):
-                colour = "white" if fractions[row, col] > 0.5 else "black"
+                colour = "white" if shown[row, col] > 0.5 * top else "black"
                 ax.text(col, row, self.cell_text(row, col), ha="center", va="center",
                         color=colour, fontsize=small)
         ax.set_xticks(range(k), self.classes, rotation=45, ha="right")

@@ -127,7 +127,7 @@ class EvaluateView(QWidget):
 
         self.evaluate_button = QPushButton("Evaluate active model on a labelled folder…")
         self.evaluate_button.clicked.connect(self.choose_folder)
-        self.model_label = QLabel("Active model: none yet")
+        self.model_label = QLabel("(no active model yet)")
         self.model_label.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
@@ -225,7 +225,9 @@ class EvaluateView(QWidget):
 
     def set_model_description(self, text: str) -> None:
         """Say which model an evaluation would use."""
-        self.model_label.setText(f"Active model: {text}" if text else "Active model: none yet")
+        # the button's model, not necessarily the one whose results are shown below
+        self.model_label.setText(f"(with the active model: {text})" if text
+                                 else "(no active model yet)")
 
     # ----- results -------------------------------------------------------------------------
     def show_run(self, run_dir: Path) -> None:

@@ -29,7 +29,7 @@ def written(path: Path, content: bytes) -> Path:
 
 
 BROKEN = {
-    "zero-byte": (lambda p: written(p, b""), "not an image"),
+    "zero-byte": (lambda p: written(p, b""), "the file is empty"),
     "random-bytes": (lambda p: written(p, np.random.default_rng(0).bytes(500)), "not an image"),
     "text-file": (lambda p: written(p, b"lesion notes\n"), "not an image"),
     "truncated-jpeg": (lambda p: written(p, jpeg(p, (300, 200)).read_bytes()[:400]),

@@ -176,3 +176,14 @@ def test_exporting_a_folder_that_is_not_a_run_fails_in_one_line(
     (tmp_path / "split.csv").write_text("image_id,lesion_id,dx,subset\n")
     assert main(["data", "export", "--run", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "has no config.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv0", "shown"), [("/opt/venv/bin/skin-lesion", "skin-lesion"),
+                                              ("main.py", "main.py")])
+def test_help_names_the_command_the_user_typed(argv0: str, shown: str,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", [argv0, "--help"])
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith(f"usage: {shown} ")

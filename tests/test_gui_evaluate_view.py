@@ -253,3 +253,18 @@ def test_export_report_writes_the_chosen_file(qtbot: QtBot, run_dir: Path, tmp_p
     view.report_written(path)
     assert Path(path).read_bytes().startswith(b"%PDF")
     assert view.error_label.text() == f"Report saved: {path}"
+
+
+def test_the_matrix_colours_follow_the_row_normalised_box(qtbot: QtBot) -> None:
+    widget = ConfusionMatrixWidget()
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.set_matrix([[90, 10], [1, 1]], ["nv", "mel"])
+    widget.normalise_box.setChecked(False)
+    counts = np.asarray(widget.ax.images[0].get_array())
+    assert counts.tolist() == [[90, 10], [1, 1]]
+    assert widget.ax.images[0].get_clim() == (0.0, 90.0)
+    widget.normalise_box.setChecked(True)
+    fractions = np.asarray(widget.ax.images[0].get_array())
+    np.testing.assert_allclose(fractions, [[0.9, 0.1], [0.5, 0.5]])
+    assert widget.ax.images[0].get_clim() == (0.0, 1.0)

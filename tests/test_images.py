@@ -40,7 +40,7 @@ def test_other_modes_become_rgb(tmp_path: Path, mode: str) -> None:
 
 
 @pytest.mark.parametrize(("content", "reason"), [
-    (b"", "not an image"), (b"hello world", "not an image"),
+    (b"", "the file is empty"), (b"hello world", "not an image"),
 ])
 def test_unreadable_files_raise_image_error(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "bad.jpg"
