@@ -176,6 +176,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         _emit(args, {**data, "chief": False}, "worker finished; the chief worker wrote "
               f"the run folder ({result.run_dir} on its host)")
         return 0
+    if result.metrics.get("unfinished"):
+        _emit(args, data, f"run: {result.run_dir} (stopped before its first epoch ended: "
+              "not evaluated, no model saved; `train --resume` starts it again)")
+        return 0
     head = f"run: {result.run_dir}" + (" (stopped early)" if result.stopped else "")
     if result.metrics.get("leaky"):
         head += "\nwarning: seed-leaky split; these figures are inflated"

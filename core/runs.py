@@ -180,10 +180,10 @@ class RunFolder:
             metrics = None
         if metrics is not None and not metrics.get("stopped"):
             return f"run {self.name} has already finished; nothing to resume"
-        if not self.has_checkpoint():
-            return (f"run {self.name} has no checkpoint (it ended before its first epoch "
-                    "completed); start a new run instead")
-        return ""
+        if not self.has_checkpoint() and not self.file(self.SPLIT).is_file():
+            return (f"run {self.name} has no checkpoint and no split (it ended before its "
+                    "first epoch); start a new run instead")
+        return ""  # without a checkpoint (no epoch completed) it starts again from epoch 1
 
     def resumable(self) -> bool:
         """True for a stopped or killed run with a checkpoint to continue from."""
@@ -243,7 +243,7 @@ def summarize_run(folder: Path) -> RunSummary:
     summary.resumable = run.resumable()
     if metrics is None:
         summary.damaged = "unfinished" + (" (can be resumed)" if summary.resumable else
-                                          ", no completed epoch")
+                                          ", nothing to resume")
         return summary
     summary.balanced_accuracy = metrics.get("balanced_accuracy")
     summary.stopped = bool(metrics.get("stopped", False))

@@ -330,6 +330,13 @@ def _train_phases(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _H
         hooks.status("training done; the chief worker writes the run folder")
         return TrainResult(shown_dir or run.path, {}, history, stopped, state.best_epoch,
                            chief=False)
+    if stopped and not history:  # nothing learnt: no model to evaluate, save or list
+        hooks.status("stopped before the first epoch ended: nothing to evaluate; the run "
+                     "is kept as unfinished (Resume starts it again)")
+        if board is not None:
+            board.close()
+        return TrainResult(run.path, {"stopped": True, "unfinished": True,
+                                      "epochs_completed": 0}, history, True, 0)
     final = _keep_best(models, run)
     outcome = {"best_epoch": state.best_epoch, "epochs_completed": len(history),
                "stopped": stopped, "early_stopped": callback.early_stopped,
@@ -381,5 +388,8 @@ def resume(run_dir: str | Path, *, on_epoch: Callable[[EpochResult], None] | Non
     if problem:
         raise DatasetError(problem)
     config = run.read_config().resolve()
+    if not run.has_checkpoint():  # stopped before its first epoch: start it again, same folder
+        return _run(config, run, False,
+                    _hooks(on_epoch, on_batch, should_stop, on_status, on_load_progress))
     return _run(config, run, True,
                 _hooks(on_epoch, on_batch, should_stop, on_status, on_load_progress))

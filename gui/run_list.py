@@ -83,7 +83,7 @@ class RunListWidget(QWidget):
         for row, run in enumerate(self.runs):
             score = "" if run.balanced_accuracy is None else f"{run.balanced_accuracy:.3f}"
             if run.damaged:
-                status, detail = ("interrupted, resumable", run.damaged) if run.resumable else (
+                status, detail = ("unfinished, resumable", run.damaged) if run.resumable else (
                     "damaged", f"damaged: {run.damaged}")
             elif run.resumable:
                 status, detail = "stopped, resumable", "stopped; Resume continues it"

@@ -225,6 +225,18 @@ class TrainView(QWidget):
     @Slot(object)
     def on_finished(self, result: dict[str, Any]) -> None:
         metrics = result["metrics"]
+        if metrics.get("unfinished"):
+            self._log("Stopped before the first epoch ended: nothing was evaluated and no "
+                      "model was saved. The run is listed as unfinished; Resume starts it "
+                      "again with the same settings.")
+            self.epoch_bar.setFormat("Stopped before the first epoch ended")
+            self.batch_bar.setFormat("Not evaluated: no epoch completed")
+            self.time_label.setText(f"Stopped after {_clock(time.monotonic() - self._run_started)}")
+            self.runs.refresh()
+            self.below.setCurrentWidget(self.runs)
+            self.message.emit(f"Training stopped before its first epoch; kept unfinished in "
+                              f"{result['run_dir']}")
+            return
         state = "stopped" if result["stopped"] else "finished"
         self._log(f"Run {state}: balanced accuracy {metrics['balanced_accuracy']:.3f}, "
                   f"accuracy {metrics['accuracy']:.3f} (always "

@@ -43,6 +43,26 @@ def test_a_stopped_run_resumes_and_its_history_continues(ham_dir: Path, tmp_path
         resume(first.run_dir)
 
 
+def test_a_run_stopped_in_its_first_epoch_is_kept_unfinished_and_resumes(
+        ham_dir: Path, tmp_path: Path) -> None:
+    from core.runs import list_runs
+
+    seen: list[BatchProgress] = []
+    first = train(config(ham_dir, 1), out_dir=tmp_path / "runs" / "run", on_batch=seen.append,
+                  should_stop=lambda: len(seen) >= 1)
+    assert first.stopped and first.metrics == {"stopped": True, "unfinished": True,
+                                               "epochs_completed": 0}
+    assert not (first.run_dir / "model.keras").exists()  # nothing for a model picker
+    assert not (first.run_dir / "metrics.json").exists()  # not evaluated
+    [summary] = list_runs(tmp_path / "runs")
+    assert summary.resumable and summary.damaged == "unfinished (can be resumed)"
+    assert summary.balanced_accuracy is None
+    second = resume(first.run_dir)
+    assert not second.stopped and second.metrics["epochs_completed"] == 1
+    assert 0.0 <= second.metrics["balanced_accuracy"] <= 1.0
+    assert (first.run_dir / "model.keras").is_file()
+
+
 def test_resume_refuses_a_changed_dataset(ham_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     subprocess.run(["cp", "-r", str(ham_dir), str(data)], check=True)
