@@ -225,6 +225,7 @@ class TrainView(QWidget):
     @Slot(object)
     def on_finished(self, result: dict[str, Any]) -> None:
         metrics = result["metrics"]
+        self._end_busy()
         if metrics.get("unfinished"):
             self._log("Stopped before the first epoch ended: nothing was evaluated and no "
                       "model was saved. The run is listed as unfinished; Resume starts it "
@@ -266,12 +267,18 @@ class TrainView(QWidget):
 
     @Slot(str)
     def on_failed(self, message: str) -> None:
+        self._end_busy()
         self.epoch_bar.setFormat("Did not finish (see the log)")
         self.batch_bar.setFormat(message[:80])
         self._log(f"Training did not finish: {message}")
         self.time_label.setText(f"Stopped after {_clock(time.monotonic() - self._run_started)}")
         self.below.setCurrentWidget(self.log)
         self.message.emit(f"Training did not finish: {message}")
+
+    def _end_busy(self) -> None:
+        if self.batch_bar.maximum() == 0:  # the finishing phases' busy bar ends full
+            self.batch_bar.setRange(0, 1)
+            self.batch_bar.setValue(1)
 
     @Slot()
     def on_done(self) -> None:
@@ -283,6 +290,13 @@ class TrainView(QWidget):
         """A phase message from the run: logged, and it names what the bar counts."""
         if text.startswith(DEVICE_PREFIX):
             self.device_changed.emit(text[len(DEVICE_PREFIX):])
+        if self._fit_started is not None and not text.startswith(DEVICE_PREFIX):
+            # after the epochs: gate, temperature, test part, twin; say which, and that the
+            # run is alive, instead of full bars with a frozen ETA
+            self.batch_bar.setRange(0, 0)
+            self.batch_bar.setFormat(text[:1].upper() + text[1:80])
+            self.time_label.setText(f"Elapsed {_clock(time.monotonic() - self._run_started)}"
+                                    f" · finishing: {text}")
         if "features" in text:
             self._phase = "Backbone features"
         elif text.startswith("decoding"):
