@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.backend import keras, tf
-from core.errors import DatasetError
+from core.errors import DatasetError, TrainingError
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 GUI_STRATEGIES = ("default", "mirrored")  # multi-worker needs TF_CONFIG and a fresh process
@@ -95,6 +95,23 @@ class Distribution:
 
             self._stop_fn = any_stop
         return bool(self._stop_fn(tf_.constant(1.0 if local else 0.0)) > 0)
+
+
+    def barrier(self) -> None:
+        """Wait until every worker gets here (multi-worker only; a no-op otherwise).
+
+        The workers leave together: a worker that exits while the chief still evaluates
+        makes the chief's coordination service log that "the tasks have crashed". Raises
+        `TrainingError` when another worker died instead of arriving.
+        """
+        if not self.multi_worker:
+            return
+        try:
+            self.any_stop(False)
+        except Exception as exc:  # TensorFlow raises several types when a peer is gone
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TrainingError("another worker stopped before the run was saved (it was "
+                                f"killed or failed): {first[:200]}") from exc
 
 
 def split_cpu(devices: int) -> None:

@@ -19,3 +19,8 @@ class ModelError(SkinLesionError):
 
 class CancelledError(SkinLesionError):
     """Long work was stopped by the user."""
+
+
+class TrainingError(SkinLesionError):
+    """A run could not finish for a reason outside the data and the model (e.g. a lost
+    worker)."""

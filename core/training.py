@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from core import paths
-from core.backend import keras
+from core.backend import keras, tf
 from core.checkpoints import BatchProgress, EpochResult, run_callback
 from core.config import MONITORS, TrainConfig
 from core.dataset import Dataset, load_dataset
 from core.distribute import Distribution, make_distribution
-from core.errors import DatasetError
+from core.errors import DatasetError, TrainingError
 from core.features import backbone_features, cache_key, split_transfer
 from core.images import load_images
 from core.keras_metrics import balanced_accuracy, metric_class
@@ -236,9 +236,19 @@ def _fit(config: TrainConfig, data: _Data, models: _Models, run: RunFolder, stat
     hooks.status(f"training on {len(split.train)} images, validating on {len(split.val)}"
                  + (f"; global batch {global_batch}" if dist.replicas > 1 else ""))
     if not stop() and state.epochs_completed < config.epochs:
-        fit_loop(models.fit_model, dist.strategy, with_class_weights(train_ds, weights),
-                 val_ds if len(split.val) else None, epochs=config.epochs,
-                 initial_epoch=state.epochs_completed, callback=callback)
+        try:
+            fit_loop(models.fit_model, dist.strategy, with_class_weights(train_ds, weights),
+                     val_ds if len(split.val) else None, epochs=config.epochs,
+                     initial_epoch=state.epochs_completed, callback=callback)
+        except tf().errors.OpError as exc:
+            if not dist.multi_worker:
+                raise
+            lines = str(exc).splitlines()
+            why = next((line.strip() for line in lines if "task" in line), lines[0] if lines
+                       else type(exc).__name__)
+            raise TrainingError(f"a worker was lost during training ({why[:160]}); every "
+                                "completed epoch is checkpointed: start the workers again "
+                                "with --resume") from exc
     return callback, history
 
 
@@ -327,7 +337,10 @@ def _train_phases(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _H
     callback, history = _fit(config, data, models, run, state, hooks, dist, board)
     stopped = bool(callback.stopped or hooks.stop())
     if board is None or not dist.is_chief:  # the chief evaluates and saves
-        hooks.status("training done; the chief worker writes the run folder")
+        hooks.status("training done; waiting while the chief worker evaluates and saves "
+                     "the run")
+        dist.barrier()  # leave with the chief, not before it (see Distribution.barrier)
+        hooks.status("training done; the chief worker wrote the run folder")
         return TrainResult(shown_dir or run.path, {}, history, stopped, state.best_epoch,
                            chief=False)
     if stopped and not history:  # nothing learnt: no model to evaluate, save or list
@@ -343,6 +356,7 @@ def _train_phases(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _H
                "strategy": config.strategy, "replicas": dist.replicas,
                "device": dist.description, "seconds": round(time.time() - started, 1)}
     metrics = _finish(config, data, final, run, outcome, hooks, board)
+    dist.barrier()  # the other workers waited for the run folder; now all leave together
     return TrainResult(run.path, metrics, history, bool(metrics["stopped"]), state.best_epoch)
 
 

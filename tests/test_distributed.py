@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,28 @@ def test_multi_worker_runs_on_two_local_processes_and_only_the_chief_writes(
     assert (tmp_path / "out0" / "model.keras").is_file()
     assert "worker finished; the chief worker wrote the run folder" in out
     assert not (tmp_path / "out1").exists()  # worker 1 wrote nothing there
+    for log in (chief_err, err):  # a clean run reads as one: the workers leave together
+        assert "crashed" not in log.lower() and "CoordinationServiceError" not in log, log[-3000:]
+
+
+def test_a_worker_killed_for_real_is_reported_as_a_failure(ham_dir: Path,
+                                                           tmp_path: Path) -> None:
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = [cli("--data", str(ham_dir), *TINY, "--epochs", "50", "--batch-size", "4",
+                   "--strategy", "multi-worker", "--out", str(tmp_path / f"out{index}"),
+                   env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {
+                       "type": "worker", "index": index}})})
+               for index in range(2)]
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob("out0/history.csv")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # training has started on both
+    workers[1].kill()
+    code, _, chief_err = finish(workers[0])
+    finish(workers[1])
+    assert code != 0
+    assert not (tmp_path / "out0" / "model.keras").exists()
+    assert "error: a worker was lost during training" in chief_err, chief_err[-2000:]
+    assert "Traceback" not in chief_err
 
 
 def test_a_mirrored_run_stops_checkpoints_and_resumes(ham_dir: Path, tmp_path: Path) -> None:
