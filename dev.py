@@ -44,6 +44,12 @@ def _ensure_env(extras: str) -> None:
     stamp = VENV / f".installed-{extras}"
     if stamp.exists() and stamp.read_text() == digest:
         return
+    if extras == "run":  # the test environment holds everything the app needs
+        test_requirements = requirements + project["optional-dependencies"]["test"]
+        test_digest = hashlib.sha256("\n".join([*test_requirements, pinned]).encode())
+        test_stamp = VENV / ".installed-test"
+        if test_stamp.exists() and test_stamp.read_text() == test_digest.hexdigest():
+            return
     # The dependencies only: the code runs from this folder, so nothing needs building.
     print(f"Installing dependencies ({'with test tools' if extras == 'test' else 'app'}) ...",
           flush=True)

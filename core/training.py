@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from core import paths
-from core.backend import keras, tf
+from core.backend import keras, release_memory, tf
 from core.checkpoints import BatchProgress, EpochResult, run_callback
 from core.config import MONITORS, TrainConfig
 from core.dataset import Dataset, load_dataset
@@ -311,6 +311,14 @@ def _finish(config: TrainConfig, data: _Data, models: _Models, run: RunFolder,
 
 
 def _run(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _Hooks) -> TrainResult:
+    try:
+        return _run_phases(config, run, resuming, hooks)
+    finally:
+        release_memory()  # the models, datasets and traces of this run, before the next one
+
+
+def _run_phases(config: TrainConfig, run: RunFolder, resuming: bool,
+                hooks: _Hooks) -> TrainResult:
     started = time.time()
     dist = make_distribution(config.strategy, config.cpu_devices, config.mixed_precision)
     hooks.status(f"device: {dist.description}")
