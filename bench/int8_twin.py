@@ -1,7 +1,7 @@
 """Benchmark: the int8 LiteRT twin against the float twin (and Keras): agreement and speed.
 
     python bench/int8_twin.py [--model resources/models/default.keras] [--data FOLDER]
-        [--images 62] [--repeats 20] [--json]
+        [--images 62] [--repeats 20] [--tta recipe|on|off] [--json]
 
 For one model with its stored recipe (flip views, temperature, gate), per runtime:
 
@@ -12,7 +12,8 @@ For one model with its stored recipe (flip views, temperature, gate), per runtim
   balanced accuracy and macro AUC of each runtime on it, and the int8 twin's top-1 agreement
   with the float twin and with Keras.
 
-The model needs its twins (`tools/package_model.py --int8 N` builds the int8 one).
+Without an int8 twin (`tools/package_model.py --int8 N` builds one) the float twin and
+Keras are measured.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--data", help="labelled folder for agreement and accuracy")
     parser.add_argument("--images", type=int, default=62)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--tta", choices=("recipe", "on", "off"), default="recipe",
+                        help="flip views: as the model's recipe says (default), or forced")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     from core.dataset import load_dataset
@@ -57,11 +60,13 @@ def main() -> int:
 
     models = {name: open_model(args.model, runtime) for name, runtime in RUNTIMES.items()}
     if models["int8 twin"].runtime != "LiteRT int8":
-        raise SystemExit(f"{args.model} has no current int8 twin "
-                         "(tools/package_model.py --int8 N builds it)")
+        print(f"{os.path.basename(args.model)} has no current int8 twin "
+              "(tools/package_model.py --int8 N builds it): float twin and Keras only")
+        del models["int8 twin"]
     info = models["Keras"].info
+    tta = {"recipe": None, "on": True, "off": False}[args.tta]
     results: dict[str, Any] = {"model": os.path.basename(args.model), "cpus": os.cpu_count(),
-                               "tta": info.tta}
+                               "tta": info.tta if tta is None else tta}
     images = labels = None
     if args.data:
         dataset = load_dataset(args.data)
@@ -76,18 +81,18 @@ def main() -> int:
     rows = []
     answers = {}
     for name, model in models.items():
-        one = timed(lambda m=model: m.classify(batch[:1]), args.repeats)
-        many = timed(lambda m=model: m.classify(batch), 3)
+        one = timed(lambda m=model: m.classify(batch[:1], tta=tta), args.repeats)
+        many = timed(lambda m=model: m.classify(batch, tta=tta), 3)
         row: dict[str, Any] = {"runtime": name, "one_ms": one * 1e3,
                                "batch_per_s": len(batch) / many}
         if labels is not None:
-            proba = model.classify(images).probabilities
+            proba = model.classify(images, tta=tta).probabilities
             answers[name] = proba.argmax(1)
             figures = compute_metrics(labels, proba, info.classes)
             row.update(balanced_accuracy=figures["balanced_accuracy"],
                        macro_auc=figures["macro_auc"])
         rows.append(row)
-    if answers:
+    if "int8 twin" in answers:
         for other in ("float twin", "Keras"):
             agree = float((answers["int8 twin"] == answers[other]).mean())
             results[f"int8_top1_agreement_with_{other.split()[0].lower()}"] = agree

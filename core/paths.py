@@ -102,3 +102,15 @@ def write_text_atomic(target: Path, text: str) -> None:
     """Write a text file atomically and durably (temporary file, fsync, rename)."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def shown(path: str | Path) -> str:
+    """A path as the app shows it: inside the app relative to its folder, under the home
+    folder with `~`, else whole (the full path stays in tooltips and files)."""
+    path = Path(path)
+    for root, prefix in ((PROJECT_ROOT, ""), (Path.home(), "~/")):
+        try:
+            return prefix + path.resolve().relative_to(root.resolve()).as_posix()
+        except (ValueError, OSError):
+            continue
+    return str(path)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from core.classes import full_name
 from core.export_model import SUFFIXES
+from core.paths import shown
 from gui.model_library import ModelEntry, ModelLibrary, list_models
 from gui.settings import last_folder, remember_folder
 from gui.widgets import message_label
@@ -38,7 +39,7 @@ def describe(entry: ModelEntry) -> str:
         return f"<h3>{entry.title}</h3><p style='color:#b00020'>{entry.problem}</p>"
     info = entry.info
     if info is None:
-        return (f"<h3>{entry.title}</h3><p>{entry.path}</p><p>No stored description: "
+        return (f"<h3>{entry.title}</h3><p>{shown(entry.path)}</p><p>No stored description: "
                 "it is treated as a HAM10000 model when its output has 7 classes.</p>")
     classes = "".join(f"<li>{c} — {full_name(c)}</li>" for c in info.classes)
     metrics = "".join(f"<tr><td>{k.replace('_', ' ')}</td><td>"
@@ -50,7 +51,7 @@ def describe(entry: ModelEntry) -> str:
             "style='color:#a15c00'>none (an older file): it diagnoses anything</span>")
     recipe = (f"<b>Recipe:</b> {'flip TTA, ' if info.tta else ''}temperature "
               f"{info.temperature:.2f}{', class bias' if info.class_bias else ''}")
-    return (f"<h3>{entry.title}</h3><p><code>{entry.path}</code></p>"
+    return (f"<h3>{entry.title}</h3><p><code>{shown(entry.path)}</code></p>"
             f"<p><b>Architecture:</b> {info.architecture or 'unknown'}<br>"
             f"<b>Input:</b> {info.image_size}×{info.image_size} px RGB, crop policy "
             f"'{info.crop}'<br>{recipe}<br>{gate}</p><p><b>Classes:</b></p><ul>{classes}</ul>"
@@ -62,7 +63,7 @@ def card_markdown(entry: ModelEntry) -> str:
     """The model card stored in the file (Markdown), under the model's name and input."""
     info = entry.info
     assert info is not None
-    return (f"### {entry.title}\n\n`{entry.path}`\n\n**Input:** {info.image_size}×"
+    return (f"### {entry.title}\n\n`{shown(entry.path)}`\n\n**Input:** {info.image_size}×"
             f"{info.image_size} px RGB, crop policy '{info.crop}'\n\n{info.card}")
 
 
@@ -198,7 +199,8 @@ class ModelsView(QWidget):
         title = entry.title if entry else f"{path.parent.name}/{path.name}"
         loaded = self.library.active()
         engine = f" (answers through {loaded.runtime})" if loaded else ""
-        self.active_label.setText(f"Active model: <b>{title}</b> — {path}{engine}")
+        self.active_label.setText(f"Active model: <b>{title}</b> — {shown(path)}{engine}")
+        self.active_label.setToolTip(str(path))
         self.refresh()
         self.active_changed.emit(title)
         self.message.emit(f"Active model: {title}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -134,7 +135,10 @@ class TrainView(QWidget):
     def set_dataset(self, folder: str, n_images: int | None = None) -> None:
         """Use `folder` (of `n_images` images, when known) for the next training run."""
         self.dataset = folder
-        self.dataset_label.setText(f"Dataset: {folder}")
+        # the folder's name (and size) reads at a glance; the whole path is in the tooltip
+        count = f" ({n_images:,} images)" if n_images else ""
+        self.dataset_label.setText(f"Dataset: {Path(folder).name or folder}{count}")
+        self.dataset_label.setToolTip(folder)
         self.settings.set_dataset_size(n_images)
         self._update_enabled()
 
@@ -235,8 +239,8 @@ class TrainView(QWidget):
             self.time_label.setText(f"Stopped after {_clock(time.monotonic() - self._run_started)}")
             self.runs.refresh()
             self.below.setCurrentWidget(self.runs)
-            self.message.emit(f"Training stopped before its first epoch; kept unfinished in "
-                              f"{result['run_dir']}")
+            self.message.emit("Training stopped before its first epoch; kept unfinished as "
+                              f"run {Path(result['run_dir']).name}")
             return
         state = "stopped" if result["stopped"] else "finished"
         self._log(f"Run {state}: balanced accuracy {metrics['balanced_accuracy']:.3f}, "
@@ -263,7 +267,8 @@ class TrainView(QWidget):
         self.runs.refresh()
         self.below.setCurrentWidget(self.runs)
         self.run_finished.emit(result["run_dir"])
-        self.message.emit(f"Training {state}; saved to {result['run_dir']}")
+        self.message.emit(f"Training {state}; saved as run {Path(result['run_dir']).name} "
+                          "(Runs list below)")
 
     @Slot(str)
     def on_failed(self, message: str) -> None:

@@ -162,7 +162,8 @@ def test_predict_without_a_model_uses_the_bundled_default(
 
     info = read_info(BUNDLED_MODEL)
     assert info is not None and info.crop == "center" and info.image_size == 160
-    assert info.tta and info.domain is not None  # v2's recipe and gate travel in the file
+    # v3's recipe (one view, a temperature) and its gate travel in the file
+    assert not info.tta and info.temperature != 1.0 and info.domain is not None
     assert BUNDLED_MODEL.stat().st_size < 50e6
     image = make_image(tmp_path / "frame.jpg", (150, 90, 60), size=(600, 450))
     assert main(["predict", str(image), "--json"]) == 0

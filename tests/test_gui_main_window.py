@@ -293,7 +293,9 @@ def test_the_bundled_model_loads_in_the_background_and_classifies_a_drop(
     assert window.statusBar().currentMessage() == "1 image refused — answered by LiteRT"
     view = window.models_view
     assert view.active_label.text() == ("Active model: <b>Default model (bundled)</b> — "
-                                        f"{BUNDLED_MODEL} (answers through LiteRT)")
+                                        "resources/models/default.keras "
+                                        "(answers through LiteRT)")
+    assert view.active_label.toolTip() == str(BUNDLED_MODEL)
     view.list.setCurrentRow(0)
     assert view.list.currentItem().text().startswith("★ Default model")
     card = view.details.toPlainText()

@@ -157,7 +157,8 @@ def test_the_bundled_model_ships_a_current_twin() -> None:
     found = check_twin(BUNDLED_MODEL)
     assert found.twin == BUNDLED_MODEL.with_suffix(".tflite"), found.problem
     twin = load_twin(BUNDLED_MODEL)
-    assert twin.info.tta and twin.domain is not None  # the recipe and the gate come along
+    # the recipe (v3: one view, a temperature) and the gate come along
+    assert not twin.info.tta and twin.info.temperature != 1.0 and twin.domain is not None
 
 
 ONLY_CLASSIFY_PACKAGES = (

@@ -4,7 +4,9 @@
         --out runs/ensemble/model.keras
 
 The first model sets the input size and crop policy; the others are resized inside the
-model. The result has no gate yet and flip TTA on: package it with `tools/package_model.py
+model. An ensemble given as an input contributes its members, each with an equal weight
+(v3 = `make_ensemble.py runs/v3/model.keras v2.keras`: Lite0 and v2's two members, 1/3
+each). The result has no gate yet and flip TTA on: package it with `tools/package_model.py
 --data ... --split ...` to fit the gate and temperature on its training split.
 """
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.ensemble import build_ensemble  # noqa: E402
+from core.ensemble import build_ensemble, members  # noqa: E402
 from core.model_io import ModelInfo, load_model, save_model  # noqa: E402
 
 
@@ -32,7 +34,7 @@ def main() -> int:
     crops = {m.info.crop for m in loaded}
     if len(crops) > 1 or any(m.info.classes != first.classes for m in loaded):
         parser.error("the models must share their classes and crop policy")
-    model = build_ensemble([m.model for m in loaded])
+    model = build_ensemble([part for m in loaded for part in (members(m.model) or [m.model])])
     size = int(model.input_shape[1])
     parts = " + ".join(f"{m.info.architecture}@{m.info.image_size}px" for m in loaded)
     info = ModelInfo(classes=first.classes, image_size=size, crop=first.crop,

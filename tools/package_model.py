@@ -9,7 +9,8 @@ card is stored inside the file, where the app's Models view shows it. With `--da
 `--split`, the out-of-distribution gate is fitted on the split's training part (thresholds
 on its validation part), the temperature on its validation part, and the training part's
 image ids are stored; the test part is never read. `--tta` and `--class-bias` set the
-stored inference recipe before anything is fitted. `--int8 N` also builds the int8 LiteRT
+stored inference recipe before anything is fitted; `--keep-fit` keeps what the model already
+has (to change only the card). `--int8 N` also builds the int8 LiteRT
 twin, calibrated on N images of the training part (`bench/int8_twin.py` then says how far it
 agrees with the float twin).
 """
@@ -49,6 +50,9 @@ def main() -> int:
     parser.add_argument("--int8", type=int, default=0, metavar="N",
                         help="also build the int8 twin, calibrated on N training images "
                         "(needs --data and --split)")
+    parser.add_argument("--keep-fit", action="store_true",
+                        help="keep the model's gate, temperature and training ids (e.g. to "
+                        "change only the card); --data and --split then serve --int8 only")
     args = parser.parse_args()
     if args.int8 and not (args.data and args.split):
         parser.error("--int8 needs --data and --split (it calibrates on training images)")
@@ -62,8 +66,16 @@ def main() -> int:
         figures = json.loads(args.metrics.read_text(encoding="utf-8"))
         loaded.info.metrics = {k: figures.get(k) for k in (
             "balanced_accuracy", "macro_auc", "melanoma_recall", "accuracy", "ece")}
+    trained = dict(loaded.info.trained_on)  # a shipped file names no machine's folders
+    if trained.get("data"):
+        trained["data"] = Path(str(trained["data"]).replace("\\", "/")).name
+    if args.data:
+        from core.dataset import load_dataset
+
+        trained["fingerprint"] = load_dataset(args.data).portable_fingerprint()
+    loaded.info.trained_on = trained
     domain, ids = loaded.domain, loaded.training_ids
-    if args.data and args.split:
+    if args.data and args.split and not args.keep_fit:
         import pandas as pd
 
         from core.trust import refit_for_shipping
