@@ -246,6 +246,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         write_text_atomic(args.csv, predictions_csv(predictions))
         _say(f"wrote {args.csv} ({len(predictions)} rows)")
+    if args.isic_csv is not None:
+        from core.export import isic_submission_csv
+        from core.paths import write_text_atomic
+
+        text = isic_submission_csv(predictions)
+        write_text_atomic(args.isic_csv, text)
+        _say(f"wrote {args.isic_csv} (ISIC 2018 submission, {text.count(chr(10)) - 1} images)")
     if model.domain is None:
         _say(NO_GATE_NOTICE)
     lines = []
@@ -377,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--csv", type=Path, default=None, metavar="OUT.csv",
                     help="also write one row per image (path, label, confidence, in_domain, "
                     "domain_score, one column per class, error)")
+    pr.add_argument("--isic-csv", type=Path, default=None, metavar="OUT.csv",
+                    help="also write the ISIC 2018 Task 3 submission format "
+                    "(image,MEL,NV,BCC,AKIEC,BKL,DF,VASC), for the challenge's own scorer")
     pr.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER",
                     help="image files, or folders (searched recursively for images)")
     pr.set_defaults(func=cmd_predict)

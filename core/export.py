@@ -10,9 +10,11 @@ and other test sets often have; comparing both exports measures a model's crop p
 from __future__ import annotations
 
 import csv
+import io
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from core.classes import HAM10000_CLASSES
 from core.dataset import load_dataset
@@ -71,3 +73,27 @@ def export_part(run_dir: str | Path, part: str, out_dir: str | Path, *,
         writer.writerow(["image", *(c.upper() for c in HAM10000_CLASSES), "lesion_id"])
         writer.writerows(rows)
     return truth
+
+
+ISIC_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")  # the challenge's order
+
+
+def isic_submission_csv(predictions: Sequence[Any]) -> str:
+    """The ISIC 2018 Task 3 submission format: `image,MEL,NV,BCC,AKIEC,BKL,DF,VASC`.
+
+    One row per classified image (its file name without extension); a refused image keeps
+    its probabilities, as the challenge scores every image; unreadable files have no row.
+    Raises `DatasetError` when the model's classes are not HAM10000's seven.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", *ISIC_COLUMNS])
+    for p in predictions:
+        if not p.probabilities:
+            continue
+        codes = {c.upper(): v for c, v in p.probabilities.items()}
+        if set(codes) != set(ISIC_COLUMNS):
+            raise DatasetError("--isic-csv needs a model of the seven HAM10000 classes; this "
+                               f"one has {', '.join(p.probabilities)}")
+        writer.writerow([Path(p.path).stem, *(f"{codes[c]:.6f}" for c in ISIC_COLUMNS)])
+    return buffer.getvalue()
