@@ -356,6 +356,7 @@ def _train_phases(config: TrainConfig, run: RunFolder, resuming: bool, hooks: _H
                      "is kept as unfinished (Resume starts it again)")
         if board is not None:
             board.close()
+        dist.barrier()  # the other workers wait for the chief here too
         return TrainResult(run.path, {"stopped": True, "unfinished": True,
                                       "epochs_completed": 0}, history, True, 0)
     final = _keep_best(models, run)

@@ -176,7 +176,7 @@ def test_errors_and_leaky_results_are_shown(qtbot: QtBot, ham_dir: Path,
     view.show_run(tmp_path / "broken")
     assert view.error_label.isVisible()
     assert "Could not open run broken" in view.error_label.text()
-    assert "unfinished, no completed epoch" in view.error_label.text()
+    assert "unfinished, nothing to resume" in view.error_label.text()
     view.show_error("no active model: choose one in the Models view first")
     assert view.error_label.text() == "no active model: choose one in the Models view first"
 
