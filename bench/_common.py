@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,18 @@ def median(values: Iterable[float]) -> float:
     """The median (NaN when there is nothing to take it of)."""
     values = list(values)
     return statistics.median(values) if values else float("nan")
+
+
+def timed_ms(fn: Any, repeats: int) -> float:
+    """Median milliseconds of `fn()` over `repeats` calls, after two warm-up calls."""
+    fn()
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return median(times)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

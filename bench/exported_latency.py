@@ -16,24 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import median, print_table
-
-
-def timed(fn: Any, repeats: int) -> float:
-    """Median milliseconds of `fn()` after two warm-up calls."""
-    fn()
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return median(times)
+from _common import print_table, timed_ms
 
 
 def size_mb(path: Path) -> float:
@@ -57,7 +44,7 @@ def main() -> int:
     views = np.concatenate([image, image[:, :, ::-1], image[:, ::-1], image[:, ::-1, ::-1]]
                            if loaded.info.tta else [image]).astype(np.float32)
     rows: list[dict[str, Any]] = [{"format": "keras (the app)", "mb": size_mb(loaded.path),
-                                   "ms": timed(lambda: loaded.classify(image), args.repeats)}]
+                                   "ms": timed_ms(lambda: loaded.classify(image), args.repeats)}]
     with tempfile.TemporaryDirectory() as tmp:
         lite = export_model(loaded, "tflite", Path(tmp) / "m.tflite")
         interpreter = tf().lite.Interpreter(model_path=str(lite), num_threads=2)
@@ -69,7 +56,7 @@ def main() -> int:
             interpreter.set_tensor(entry["index"], views)
             interpreter.invoke()
 
-        rows.append({"format": "litert", "mb": size_mb(lite), "ms": timed(run_lite,
+        rows.append({"format": "litert", "mb": size_mb(lite), "ms": timed_ms(run_lite,
                                                                           args.repeats)})
         import onnxruntime
 
@@ -80,11 +67,11 @@ def main() -> int:
                                                providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: views}
         rows.append({"format": "onnx", "mb": size_mb(onnx),
-                     "ms": timed(lambda: session.run(None, feed), args.repeats)})
+                     "ms": timed_ms(lambda: session.run(None, feed), args.repeats)})
         saved = export_model(loaded, "savedmodel", Path(tmp) / "saved")
         module = tf().saved_model.load(str(saved))
         rows.append({"format": "savedmodel", "mb": size_mb(saved),
-                     "ms": timed(lambda: module.serve(views), args.repeats)})
+                     "ms": timed_ms(lambda: module.serve(views), args.repeats)})
     if args.json:
         print(json.dumps({"model": loaded.path.name, "views": len(views), "rows": rows}))
     else:

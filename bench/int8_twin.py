@@ -21,26 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 from typing import Any
 
 import numpy as np
-from _common import ROOT, print_table
+from _common import ROOT, print_table, timed_ms
 
 RUNTIMES = {"int8 twin": "litert", "float twin": "litert-float", "Keras": "keras"}
-
-
-def timed(call: Any, repeats: int) -> float:
-    """Median seconds of `call()` after two warm-up calls."""
-    call()
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -81,10 +67,10 @@ def main() -> int:
     rows = []
     answers = {}
     for name, model in models.items():
-        one = timed(lambda m=model: m.classify(batch[:1], tta=tta), args.repeats)
-        many = timed(lambda m=model: m.classify(batch, tta=tta), 3)
-        row: dict[str, Any] = {"runtime": name, "one_ms": one * 1e3,
-                               "batch_per_s": len(batch) / many}
+        one = timed_ms(lambda m=model: m.classify(batch[:1], tta=tta), args.repeats)
+        many = timed_ms(lambda m=model: m.classify(batch, tta=tta), 3)
+        row: dict[str, Any] = {"runtime": name, "one_ms": one,
+                               "batch_per_s": len(batch) / many * 1e3}
         if labels is not None:
             proba = model.classify(images, tta=tta).probabilities
             answers[name] = proba.argmax(1)

@@ -118,9 +118,14 @@ def check_twin(model_path: str | Path, precision: str = "float") -> TwinCheck:
                 return TwinCheck(model_path, source_sha, twin, precision=precision)
         except (OSError, ValueError, AttributeError) as exc:
             problems.append(f"{twin.name}: unreadable sidecar or twin ({exc})")
-    kind = "LiteRT twin" if precision == "float" else f"{precision} LiteRT twin"
     return TwinCheck(model_path, source_sha, precision=precision,
-                     problem="; ".join(problems) or f"{model_path.name} has no {kind}")
+                     problem="; ".join(problems) or f"{model_path.name} has no "
+                     f"{_kind(precision)}")
+
+
+def _kind(precision: str) -> str:
+    """How messages name a twin of `precision`."""
+    return "LiteRT twin" if precision == "float" else f"{precision} LiteRT twin"
 
 
 def _writable_place(model_path: Path, source_sha: str, precision: str) -> Path:
@@ -133,13 +138,13 @@ def _writable_place(model_path: Path, source_sha: str, precision: str) -> Path:
 
 def _int8_options(calibration: np.ndarray) -> dict[str, Any]:
     """Converter options for integer quantization calibrated on `calibration` (uint8 views)."""
-    import tensorflow as tf
+    from core.backend import tf
 
     def views() -> Any:
         for image in calibration:
             yield [image[None].astype(np.float32)]
 
-    return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": views}
+    return {"optimizations": [tf().lite.Optimize.DEFAULT], "representative_dataset": views}
 
 
 def build_twin(loaded: LoadedModel, status: Callable[[str], None] | None = None,
@@ -153,9 +158,8 @@ def build_twin(loaded: LoadedModel, status: Callable[[str], None] | None = None,
     from core.model_io import penultimate
 
     precision = "float" if calibration is None else "int8"
-    kind = "LiteRT twin" if calibration is None else "int8 LiteRT twin"
     if status:
-        status(f"Building the {kind} of {loaded.path.name}…")
+        status(f"Building the {_kind(precision)} of {loaded.path.name}…")
     source_sha = file_sha256(loaded.path)
     out = _writable_place(loaded.path, source_sha, precision)
     model = loaded.model
