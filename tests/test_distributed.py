@@ -164,7 +164,9 @@ def test_a_worker_killed_for_real_is_reported_as_a_failure(ham_dir: Path,
     assert code != 0
     assert not (tmp_path / "out0" / "model.keras").exists()
     assert "error: a worker was lost during training" in chief_err, chief_err[-2000:]
-    assert "Traceback" not in chief_err
+    # no traceback leads to the line (TensorFlow's own pool may still print one at interpreter
+    # exit, after it: "Exception ignored in Pool.__del__", seen once in three CI runs)
+    assert "Traceback" not in chief_err.split("error: a worker was lost")[0]
 
 
 def test_a_mirrored_run_stops_checkpoints_and_resumes(ham_dir: Path, tmp_path: Path) -> None:
