@@ -21,6 +21,7 @@ import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,56 @@ MODALITIES = ("dermoscopic", "clinical", "other")
 MODALITY_MODEL = paths.RESOURCES_DIR / "models" / "modality.keras"
 SETTINGS_MEMBER = "modality.json"
 VIEWS_PER_CALL = 16
+COLOUR_CONSTANCY = "shades-of-grey"  # settings["colour"] of a check that normalises colour
 # The Lite0 layers whose pooled maps make the check's feature: mid-level texture, which
 # says much about how an image was taken (dermatoscope, camera, scanner), with or without
 # the semantic last layer; `tools/train_modality.py` chooses on validation images.
 TAPS = ("block4_add", "block10_add", "block14_add")
 FEATURE_SETS = {"mid": TAPS, "mid+final": (*TAPS, "head_relu")}
+
+
+@cache
+def colour_constancy_class() -> type:
+    """The registered ShadesOfGrey layer class (defined on first use: Keras loads lazily)."""
+    from core.backend import keras
+
+    k = keras()
+    ops = k.ops
+
+    @k.saving.register_keras_serializable(package="skin_lesion")
+    class ShadesOfGrey(k.layers.Layer):  # type: ignore[misc, name-defined]
+        """Colour constancy (Finlayson and Trezzi's shades of grey): each image's channels
+        scaled so that its illuminant, estimated as the channels' `power`-norm, is grey. RGB
+        0-255 in and out. What another dermatoscope's light or white balance changes is
+        removed before the check looks at the image."""
+
+        def __init__(self, power: float = 6.0, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.power = float(power)
+
+        def call(self, images: Any) -> Any:
+            x = ops.cast(images, "float32") / 255.0
+            light = ops.power(ops.mean(ops.power(x, self.power), axis=(1, 2), keepdims=True),
+                              1.0 / self.power)
+            gain = ops.mean(light, axis=-1, keepdims=True) / ops.maximum(light, 1e-6)
+            return ops.clip(x * gain, 0.0, 1.0) * 255.0
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "power": self.power}
+
+    return ShadesOfGrey
+
+
+def shades_of_grey(images: np.ndarray, power: float = 6.0, chunk: int = 512) -> np.ndarray:
+    """The ShadesOfGrey layer's arithmetic in NumPy, for uint8 (n, h, w, 3) images (the
+    training tool normalises its cached views with it)."""
+    out = np.empty_like(images)
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].astype(np.float32) / 255.0
+        light = np.mean(x ** power, axis=(1, 2), keepdims=True) ** (1.0 / power)
+        gain = np.mean(light, axis=-1, keepdims=True) / np.maximum(light, 1e-6)
+        out[start:start + chunk] = np.clip(x * gain, 0.0, 1.0) * 255.0
+    return out
 
 
 def tapped_backbone(size: int, taps: tuple[str, ...] = TAPS,
@@ -128,6 +174,7 @@ class ModalityCheck:
     def _keras(self) -> Callable[[np.ndarray], np.ndarray]:
         from core.backend import keras
 
+        colour_constancy_class()  # registered, so a check that starts with it loads safely
         try:
             model = keras().saving.load_model(self.path, compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises many types for bad or unsafe files
@@ -183,7 +230,10 @@ def save_modality_model(backbone: Any, weights: np.ndarray, bias: np.ndarray,
     out = Path(out)
     size = int(settings["size"])
     inputs = keras().Input((size, size, 3), name="image")
-    x = backbone(lite0_scaling()(inputs), training=False)
+    x = inputs
+    if settings.get("colour") == COLOUR_CONSTANCY:
+        x = colour_constancy_class()(name="shades_of_grey")(x)
+    x = backbone(lite0_scaling()(x), training=False)
     head = keras().layers.Dense(len(MODALITIES), activation="softmax", name="modality",
                                 dtype="float32")
     model = keras().Model(inputs, head(x), name="modality_check")

@@ -54,6 +54,26 @@ def test_the_check_ships_and_both_runtimes_agree() -> None:
     assert litert.assess(images).labels == keras.assess(images).labels
 
 
+def test_colour_constancy_greys_a_colour_cast_as_its_reference_does(tmp_path: Path) -> None:
+    """The optional first layer (tools/train_modality.py --colour-constancy) undoes a colour
+    cast, agrees with the NumPy arithmetic the training tool uses, and loads in safe mode."""
+    from core.backend import keras
+    from core.modality import colour_constancy_class, shades_of_grey
+
+    k = keras()
+    inputs = k.Input((16, 16, 3))
+    model = k.Model(inputs, colour_constancy_class()(name="sog")(inputs))
+    model.save(tmp_path / "sog.keras")
+    loaded = k.saving.load_model(tmp_path / "sog.keras", safe_mode=True)
+    grey = np.random.default_rng(0).integers(60, 200, (2, 16, 16, 1)).repeat(3, axis=-1)
+    cast = np.clip(grey * np.array([1.3, 1.0, 0.7]), 0, 255).astype(np.uint8)
+    out = np.asarray(loaded(cast.astype(np.float32)))
+    assert np.abs(out - shades_of_grey(cast)).max() <= 1.0  # the reference rounds down
+    channel_means = out.mean(axis=(1, 2))
+    assert np.ptp(channel_means, axis=1).max() < 0.05 * channel_means.mean()
+    assert np.ptp(cast.mean(axis=(1, 2)), axis=1).min() > 0.3 * cast.mean()
+
+
 def test_a_damaged_twin_is_not_trusted(tmp_path: Path) -> None:
     copy = tmp_path / "modality.keras"
     copy.write_bytes(MODALITY_MODEL.read_bytes())

@@ -35,9 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from core import negatives  # noqa: E402
 from core.modality import (  # noqa: E402
+    COLOUR_CONSTANCY,
     FEATURE_SETS,
     MODALITIES,
     save_modality_model,
+    shades_of_grey,
     tapped_backbone,
 )
 from core.negatives import folder_part  # noqa: E402
@@ -201,16 +203,19 @@ def softmax_of(x: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarr
     return p / p.sum(1, keepdims=True)
 
 
-def cached_features(size: int, data: Path, work: Path) -> dict[str, tuple[np.ndarray, ...]]:
+def cached_features(size: int, data: Path, work: Path,
+                    colour: bool = False) -> dict[str, tuple[np.ndarray, ...]]:
     """(features of every tap and of the final layer, labels, groups) per part, cached;
     `COLUMNS` picks each feature set's columns."""
-    cache = work / f"features-v3-{size}.npz"
+    cache = work / f"features-v3{'-sog' if colour else ''}-{size}.npz"
     if not cache.is_file():
         parts = gather(size, data)
         backbone = tapped_backbone(size, FEATURE_SETS["mid+final"])
         stored = {}
         for name, (images, y, groups) in parts.items():
             log(f"features of {name}: {len(images)} views at {size} px")
+            if colour:
+                images = shades_of_grey(images)
             stored |= {f"{name}_x": features(backbone, images), f"{name}_y": y,
                        f"{name}_g": groups}
         np.savez(cache, **stored)
@@ -225,6 +230,8 @@ def main() -> None:
                    help="input sizes to choose from on validation (112 and 128 lost to 160)")
     p.add_argument("--out", type=Path, default=ROOT / "resources" / "models" / "modality.keras")
     p.add_argument("--work", type=Path, default=ROOT / ".modality-work")
+    p.add_argument("--colour-constancy", action="store_true",
+                   help="normalise each image's colour (shades of grey) before the check")
     p.add_argument("--val-refusal", type=float, default=0.005,
                    help="fraction of dermoscopic validation views the threshold may refuse")
     args = p.parse_args()
@@ -234,7 +241,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     best: tuple[float, dict[str, Any]] | None = None
     for size in args.sizes:  # on a tie the smaller, cheaper and more regularised one stays
-        feats = cached_features(size, args.data, args.work)
+        feats = cached_features(size, args.data, args.work, args.colour_constancy)
         (x_fit, y_fit, _), (x_val, y_val, g_val) = feats["fit"], feats["val"]
         for name, width in COLUMNS.items():
             scaler = StandardScaler().fit(x_fit[:, width])
@@ -259,11 +266,13 @@ def main() -> None:
     size, threshold = chosen["size"], chosen["threshold"]
     log(f"chosen on validation: {size} px, {chosen['features']}, C={chosen['C']}, "
         f"threshold {threshold:.4f}")
-    x_test, _, g_test = cached_features(size, args.data, args.work)["test"]
+    x_test, _, g_test = cached_features(size, args.data, args.work,
+                                       args.colour_constancy)["test"]
     p_test = softmax_of(x_test[:, chosen["width"]], chosen["weights"], chosen["bias"])
     log(f"held-out (test) refusal: {refusal_rates(p_test[:, DERM], g_test, threshold)}")
     taps = FEATURE_SETS[chosen["features"]]
     settings = {"size": size, "crop": "center", "threshold": threshold,
+                "colour": COLOUR_CONSTANCY if args.colour_constancy else "as taken",
                 "modalities": list(MODALITIES), "regularisation_C": chosen["C"],
                 "rule": f"refused when P(dermoscopic) < threshold; threshold = the "
                         f"{args.val_refusal:.1%} quantile of dermoscopic validation views (at "
