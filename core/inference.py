@@ -122,6 +122,10 @@ def evaluate_with_predictions(model: str | Path | Classifier | None, data_dir: s
     metrics = compute_metrics(labels, proba, loaded.info.classes)
     ci, unit = grouped_ci(labels, proba.argmax(axis=1), records["image_id"].to_numpy(),
                           records["lesion_id"].to_numpy())
+    from core.subgroups import subgroup_metrics
+
+    metrics.update(subgroup_metrics(labels, proba, loaded.info.classes,
+                                    records["lesion_id"].to_numpy(), records))
     trained_on = loaded.training_ids
     metrics.update(
         model=str(loaded.path), runtime=loaded.runtime, data=str(dataset.root),

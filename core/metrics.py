@@ -14,6 +14,8 @@ import numpy as np
 from core.classes import MELANOMA
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
 
@@ -154,6 +156,51 @@ def grouped_ci(y_true: np.ndarray, y_pred: np.ndarray, image_ids: np.ndarray,
     return list(ci), "lesion" if by_lesion else "image"
 
 
+def bootstrap_weights(n: int, n_boot: int = 1000, seed: int = 0,
+                      groups: list[str] | np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """`n_boot` bootstrap draws of `n` images, each as how often every image is drawn.
+
+    Without `groups` images are drawn with replacement; with `groups` (lesion ids) whole
+    lesions are, and an image counts as often as its lesion. Every bootstrap here uses it.
+    """
+    _, unit = np.unique(np.asarray(groups) if groups is not None else np.arange(n),
+                        return_inverse=True)
+    n_units = int(unit.max(initial=-1)) + 1
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)[unit]
+
+
+def bootstrap_recalls(y_true: np.ndarray, correct: np.ndarray, n_boot: int = 1000,
+                      seed: int = 0, groups: list[str] | np.ndarray | None = None
+                      ) -> np.ndarray:
+    """Per-class recall of each row of `correct` on `n_boot` bootstrap resamples.
+
+    `correct` is (n,) or (m, n): whether each of m classifiers got each image right. Every
+    draw resamples images (or, with `groups`, whole lesions) once and scores every row on
+    that same draw, so differences between rows are paired. Returns (n_boot, m, k) recalls,
+    NaN for a class absent from a draw.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    hits_of = np.atleast_2d(np.asarray(correct, dtype=float))
+    n, k = len(y_true), int(y_true.max(initial=0)) + 1
+    recalls = np.full((n_boot, len(hits_of), k), np.nan)
+    for b, weight in enumerate(bootstrap_weights(n, n_boot, seed, groups)):
+        support = np.bincount(y_true, weight, minlength=k)
+        present = support > 0
+        for row, hit in enumerate(hits_of):
+            hits = np.bincount(y_true, weight * hit, minlength=k)
+            recalls[b, row, present] = hits[present] / support[present]
+    return recalls
+
+
+def percentile_ci(scores: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` interval of bootstrap `scores` (NaN draws left out)."""
+    tail = (1 - level) / 2 * 100
+    low, high = np.nanpercentile(scores, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def balanced_accuracy_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000,
                          seed: int = 0, level: float = 0.95,
                          groups: list[str] | np.ndarray | None = None) -> tuple[float, float]:
@@ -164,20 +211,5 @@ def balanced_accuracy_ci(y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1
     together. Balanced accuracy of each resample averages recall over the classes present.
     """
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
-    n, k = len(y_true), int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
-    _, unit = np.unique(np.asarray(groups) if groups is not None else np.arange(n),
-                        return_inverse=True)
-    n_units = int(unit.max(initial=-1)) + 1
-    correct = (y_true == y_pred).astype(float)
-    rng = np.random.default_rng(seed)
-    scores = np.empty(n_boot)
-    for b in range(n_boot):
-        # how often each unit is drawn; an image counts as often as its unit
-        weight = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)[unit]
-        support = np.bincount(y_true, weight, minlength=k)
-        hits = np.bincount(y_true, weight * correct, minlength=k)
-        present = support > 0
-        scores[b] = np.mean(hits[present] / support[present])
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(scores, [tail, 100 - tail])
-    return float(low), float(high)
+    recalls = bootstrap_recalls(y_true, y_true == y_pred, n_boot, seed, groups)[:, 0]
+    return percentile_ci(np.nanmean(recalls, axis=1), level)

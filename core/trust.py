@@ -118,6 +118,10 @@ def evaluate_with_trust(fit_model: Any, test: Part, rows: pd.DataFrame, classes:
     metrics = compute_metrics(test.labels, proba, classes)
     ci, unit = grouped_ci(test.labels, proba.argmax(axis=1), rows["image_id"].to_numpy(),
                           rows["lesion_id"].to_numpy())
+    from core.subgroups import subgroup_metrics
+
+    metrics.update(subgroup_metrics(test.labels, proba, classes, rows["lesion_id"].to_numpy(),
+                                    rows))
     metrics.update(
         balanced_accuracy_ci95=ci, ci_unit=unit,
         out_of_domain=int((~accepted).sum()),

@@ -29,7 +29,10 @@ from core.runs import read_run
 from gui.about import DISCLAIMER
 from gui.confusion_matrix import ConfusionMatrixWidget, PlotPanel
 from gui.image_grid import ImageGrid
+from gui.save_names import REPORT_FILTERS, with_filter_suffix
 from gui.settings import last_folder, remember_folder
+from gui.subgroup_table import SubgroupTable
+from gui.theme import themed
 from gui.widgets import WARNING_STYLE, message_label, with_empty_state
 
 if TYPE_CHECKING:
@@ -38,8 +41,8 @@ if TYPE_CHECKING:
 EMPTY_TEXT = (
     "<h2>Nothing to show yet</h2>"
     "<p>Open a run from the <b>Train</b> tab's run list, or evaluate the active model on a "
-    "labelled folder with the button above (HAM10000 layout, ISIC 2018 ground truth, or one "
-    "sub-folder of images per class).</p>"
+    "labelled folder with the button above (HAM10000 layout, ISIC 2018 ground truth, the ISIC "
+    "2019 or 2020 training set, or one sub-folder of images per class).</p>"
 )
 REPORT_COLUMNS = ("Class", "Full name", "Precision", "Recall", "Specificity", "F1", "AUC",
                   "Support")
@@ -194,6 +197,8 @@ class EvaluateView(QWidget):
         self.reliability = PlotPanel("Reliability diagram (is a 90% answer right 90% of the "
                                      "time?)", "reliability_diagram.png", width=6, height=4.5)
         self.tabs.addTab(self.reliability, "Reliability")
+        self.subgroups = SubgroupTable()
+        self.tabs.addTab(self.subgroups, "Subgroups")
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -263,7 +268,7 @@ class EvaluateView(QWidget):
         self.progress.setVisible(False)
         self.error_label.setVisible(False)
         self.title_label.setText(f"<h3>{title}</h3>")
-        self.metrics_label.setText(metrics_html(metrics))
+        self.metrics_label.setText(themed(metrics_html(metrics)))
         leaky = bool(metrics.get("leaky"))
         self.leaky_label.setText(leaky_text() if leaky else "")
         self.leaky_label.setVisible(leaky)
@@ -276,6 +281,7 @@ class EvaluateView(QWidget):
         else:
             self.grid.show_message("Click a cell of the confusion matrix to see its images.")
         self._fill_report(metrics)
+        self.subgroups.set_metrics(metrics)
         self._plot_misclassified(metrics)
         self._plot_roc(classes, predictions)
         self.stack.setCurrentIndex(1)
@@ -287,11 +293,10 @@ class EvaluateView(QWidget):
             return
         path, chosen = QFileDialog.getSaveFileName(
             self, "Export report", str(Path(last_folder("report")) / "report.html"),
-            "HTML report (*.html);;PDF report (*.pdf)")
+            REPORT_FILTERS)
         if not path:
             return
-        if chosen.startswith("PDF") and not path.lower().endswith(".pdf"):
-            path += ".pdf"
+        path = with_filter_suffix(path, chosen, REPORT_FILTERS)  # a name without a suffix
         remember_folder("report", str(Path(path).parent))
         self.progress.setRange(0, 0)
         self.progress.setFormat("Writing the report…")

@@ -7,12 +7,14 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.backend_bases import MouseButton, MouseEvent
 from pytestqt.qtbot import QtBot
 
 from core.classes import HAM10000_CLASSES
 from core.metrics import compute_metrics, predictions_table
+from core.subgroups import subgroup_metrics
 from gui.confusion_matrix import ConfusionMatrixWidget
 from gui.evaluate_view import EvaluateView
 from gui.image_grid import THUMBNAIL_PX, placeholder_pixmap
@@ -44,8 +46,31 @@ def fake_evaluation(ham_dir: Path) -> dict:
     proba[np.arange(len(y_true)), predicted] = confidence
     ids = [f"IMG_{i:04d}" for i in range(len(y_true))]
     paths = [files[i % len(files)] for i in range(len(y_true))]
-    return {"title": "model.keras on fake", "metrics": compute_metrics(y_true, proba, CLASSES),
+    metrics = compute_metrics(y_true, proba, CLASSES)
+    metrics.update(subgroup_metrics(y_true, proba, CLASSES, ids, fake_metadata(len(y_true))))
+    return {"title": "model.keras on fake", "metrics": metrics,
             "predictions": predictions_table(ids, paths, y_true, proba, CLASSES)}
+
+
+def fake_metadata(n: int) -> pd.DataFrame:
+    """HAM10000-like metadata cycling through each column's values (the longest site too)."""
+    def cycle(values: list) -> list:
+        return [values[i % len(values)] for i in range(n)]
+
+    return pd.DataFrame({
+        "sex": cycle(["male", "female"]), "age": cycle([25.0, 40.0, 55.0, 75.0, None]),
+        "localization": cycle(["back", "lower extremity", "upper extremity", "face"])[:-4]
+        + ["ear"] * 4, "dx_type": cycle(["histo", "follow_up", "consensus"])})
+
+
+def subgroup_rows_expected(records: pd.DataFrame) -> int:
+    """1 (all images) + the groups of each column, counted without `core.subgroups`."""
+    def band(age: float) -> str:
+        return "unknown" if age != age else "<30" if age < 30 else "30-49" if age < 50 \
+            else "50-69" if age < 70 else "70+"
+
+    return 1 + sum(records[c].nunique() for c in ("sex", "localization", "dx_type")) \
+        + len({band(float(a)) for a in records["age"]})
 
 
 def make_view(qtbot: QtBot) -> EvaluateView:
@@ -268,3 +293,47 @@ def test_the_matrix_colours_follow_the_row_normalised_box(qtbot: QtBot) -> None:
     fractions = np.asarray(widget.ax.images[0].get_array())
     np.testing.assert_allclose(fractions, [[0.9, 0.1], [0.5, 0.5]])
     assert widget.ax.images[0].get_clim() == (0.0, 1.0)
+
+
+def test_an_evaluation_shows_the_subgroups_tab(qtbot: QtBot, tiny_model: Path,
+                                               ham_dir: Path) -> None:
+    from core.dataset import load_dataset
+    from core.inference import evaluate_with_predictions
+
+    metrics, table = evaluate_with_predictions(tiny_model, ham_dir)
+    view = make_view(qtbot)
+    view.show_evaluation({"title": "tiny on ham", "metrics": metrics, "predictions": table})
+    names = [view.tabs.tabText(i) for i in range(view.tabs.count())]
+    assert "Subgroups" in names
+    view.tabs.setCurrentIndex(names.index("Subgroups"))
+    shown = view.subgroups
+    records = load_dataset(ham_dir).records
+    assert shown.table.rowCount() == subgroup_rows_expected(records) == 8
+    assert [shown.cell_text(r, 0) for r in range(8)] == \
+        ["all", "sex", "sex", "age", "age", "age", "site", "confirmation"]
+    assert shown.cell_text(0, 2) == "42" and shown.cell_text(0, 3) == "21"
+    assert shown.cell_text(6, 1) == "back" and shown.cell_text(7, 1) == "histo"
+    gap = metrics["largest_subgroup_gap"]
+    assert (gap is None and "large enough" in shown.gap_label.text()) or \
+        gap in shown.gap_label.text()
+
+
+def test_undefined_subgroup_cells_say_why_in_a_tooltip(qtbot: QtBot, ham_dir: Path) -> None:
+    view = make_view(qtbot)
+    result = fake_evaluation(ham_dir)
+    view.show_evaluation(result)
+    rows = result["metrics"]["subgroups"]
+    assert view.subgroups.table.rowCount() == len(rows) == \
+        subgroup_rows_expected(fake_metadata(120))
+    ear = next(i for i, r in enumerate(rows) if r["group"] == "ear")
+    assert [view.subgroups.cell_text(ear, c) for c in (4, 5, 6)] == ["too few"] * 3
+    assert view.subgroups.cell_tooltip(ear, 5) == "too few images (4; needs 10)"
+    female = next(i for i, r in enumerate(rows) if r["group"] == "female")
+    assert re.fullmatch(r"\d\.\d\d \[\d\.\d\d–\d\.\d\d\]",
+                        view.subgroups.cell_text(female, 4))
+    assert view.subgroups.cell_tooltip(female, 4) == ""
+    assert result["metrics"]["largest_subgroup_gap"] in view.subgroups.gap_label.text()
+    result["metrics"].pop("subgroups")
+    view.show_evaluation(result)
+    assert not view.subgroups.table.isVisibleTo(view.subgroups)
+    assert "no subgroups" in view.subgroups.gap_label.text()
