@@ -9,12 +9,14 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from core.errors import SkinLesionError
 from core.runs import RunDetails, read_run
+from gui.paired_test import PairedTestPanel
 from gui.plot_canvas import PlotCanvas
 
 ROWS = (("model", "config"), ("image_size", "config"), ("split", "config"),
@@ -32,7 +34,8 @@ def _text(value: object) -> str:
 
 
 class RunCompareDialog(QDialog):
-    """A table with one column per run, and their validation curves overlaid."""
+    """A table with one column per run, and their validation curves overlaid; for exactly
+    two runs also a "Paired test" tab (`gui.paired_test`)."""
 
     def __init__(self, run_dirs: list[Path], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -67,6 +70,25 @@ class RunCompareDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.curves, 1)
+        self.paired: PairedTestPanel | None = None
+        if len(runs) == 2:
+            overview = QWidget()
+            inner = QVBoxLayout(overview)
+            inner.setContentsMargins(0, 0, 0, 0)
+            inner.addWidget(self.table, 1)
+            inner.addWidget(self.curves, 1)
+            self.paired = PairedTestPanel(runs[0].summary.path, runs[1].summary.path)
+            self.tabs = QTabWidget()
+            self.tabs.addTab(overview, "Runs")
+            self.tabs.addTab(self.paired, "Paired test")
+            layout.addWidget(self.tabs, 1)
+        else:
+            layout.addWidget(self.table, 1)
+            layout.addWidget(self.curves, 1)
         layout.addWidget(buttons)
+
+    def done(self, result: int) -> None:
+        """Close, first stopping a paired test that still runs."""
+        if self.paired is not None:
+            self.paired.shutdown()
+        super().done(result)
