@@ -1,11 +1,13 @@
 """Find a dataset's layout, read its labels, and report what is wrong with it.
 
-Three layouts are understood:
+These layouts are understood:
 
 * ``ham10000``: a metadata CSV with ``image_id`` and ``dx`` columns (Kaggle / ISIC archive
   download), images anywhere below the folder, matched by file stem;
 * ``isic2018``: a ground-truth CSV with an ``image`` column and one-hot class columns
   (ISIC 2018 Task 3), images anywhere below the folder;
+* ``isic2019`` and ``isic2020``: the ISIC 2019 (eight classes, with its metadata CSV) and
+  ISIC 2020 (benign against melanoma) training sets, read by `core.isic_layouts`;
 * ``image-folder``: one sub-folder of images per class.
 
 Decoding the images is `core.images`' job; here only files and labels are checked.
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 ISIC_COLUMNS = {code.upper(): code for code in HAM10000_CLASSES}
-OPTIONAL_COLUMNS = ("dx_type", "age", "sex", "localization")
+OPTIONAL_COLUMNS = ("dx_type", "age", "sex", "localization", "patient_id")
 MAX_LISTED = 50  # problems of one kind listed by name; the rest are counted
 
 
@@ -149,12 +151,26 @@ def load_dataset(root: str | Path) -> Dataset:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder")
+    from core import isic_layouts
+
+    metadata_only = None
     for csv in _find_csvs(root):
         columns = set(_read_csv(csv).columns)
+        layout = isic_layouts.layout_of(columns)
+        if layout == "isic2020":
+            return isic_layouts.load_isic2020(root, csv, _find_csvs(root))
+        if layout == "isic2019":
+            return isic_layouts.load_isic2019(root, csv, _find_csvs(root))
+        if layout == "isic2019-metadata":  # read beside its ground truth
+            metadata_only = metadata_only or csv
+            continue
         if "image" in columns and ISIC_COLUMNS.keys() & columns:
             return _load_isic(root, csv)  # may also have lesion_id, as our exports do
         if {"image_id", "dx"} <= columns or "lesion_id" in columns:
             return _load_ham(root, csv)
+    if metadata_only is not None:
+        raise DatasetError(f"{metadata_only} is ISIC 2019 metadata, but its ground truth "
+                           "(ISIC_2019_Training_GroundTruth.csv) is not in the folder")
     class_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     if any(_has_image(d) for d in class_dirs):
         return _load_image_folder(root, class_dirs)
@@ -165,8 +181,8 @@ def load_dataset(root: str | Path) -> Dataset:
             f"(image, {', '.join(ISIC_COLUMNS)}), and {root} has no class sub-folders of images"
         )
     raise DatasetError(
-        f"{root} holds no dataset: expected HAM10000_metadata.csv, an ISIC 2018 ground-truth CSV, "
-        "or one sub-folder of images per class"
+        f"{root} holds no dataset: expected HAM10000_metadata.csv, an ISIC 2018 or 2019 "
+        "ground-truth CSV, ISIC 2020's train.csv, or one sub-folder of images per class"
     )
 
 
@@ -194,8 +210,8 @@ def _load_ham(root: Path, csv: Path) -> Dataset:
     if unknown.any():
         rows = [f"row {int(i) + 2}: '{frame.at[i, 'dx']!s}'" for i in frame.index[unknown]]
         _listed(problems, "unknown-label", rows, f"known: {', '.join(HAM10000_CLASSES)}")
-        frame = frame[~unknown]
-    return _finish(root, "ham10000", list(HAM10000_CLASSES), frame, problems, csv)
+    return _finish(root, "ham10000", list(HAM10000_CLASSES), frame[~unknown], problems, csv,
+                   left_out=frame.loc[unknown, "image_id"])
 
 
 def _load_isic(root: Path, csv: Path) -> Dataset:
@@ -213,7 +229,11 @@ def _load_isic(root: Path, csv: Path) -> Dataset:
     records = pd.DataFrame({"image_id": frame["image"].str.strip(), "dx": labels})
     has_lesions = "lesion_id" in frame.columns
     records["lesion_id"] = frame["lesion_id"] if has_lesions else records["image_id"]
-    return _finish(root, "isic2018", list(HAM10000_CLASSES), records[~bad], problems, csv)
+    for column in OPTIONAL_COLUMNS:  # patient metadata, when the CSV carries it
+        if column in frame.columns:
+            records[column] = frame[column]
+    return _finish(root, "isic2018", list(HAM10000_CLASSES), records[~bad], problems, csv,
+                   left_out=records.loc[bad, "image_id"])
 
 
 def _load_image_folder(root: Path, class_dirs: list[Path]) -> Dataset:
@@ -228,7 +248,7 @@ def _load_image_folder(root: Path, class_dirs: list[Path]) -> Dataset:
                              "dx": folder.name, "path": str(path)})
     names = [d.name for d in class_dirs if _has_image(d)]
     # HAM10000 codes keep their canonical order; other names are sorted.
-    classes = [c for c in HAM10000_CLASSES if c in names] if set(names) <= set(FULL_NAMES) \
+    classes = [c for c in HAM10000_CLASSES if c in names] if set(names) <= set(HAM10000_CLASSES) \
         else sorted(names)
     dataset = Dataset(root, "image-folder", classes, pd.DataFrame(rows), [])
     _require_usable(dataset)
@@ -236,8 +256,11 @@ def _load_image_folder(root: Path, class_dirs: list[Path]) -> Dataset:
 
 
 def _finish(root: Path, layout: str, classes: list[str], frame: pd.DataFrame,
-            problems: list[Problem], csv: Path) -> Dataset:
-    """Match rows to image files, report duplicates, missing and unlisted images."""
+            problems: list[Problem], csv: Path, left_out: Iterable[str] = ()) -> Dataset:
+    """Match rows to image files, report duplicates, missing and unlisted images.
+
+    `left_out`: ids of rows already reported and dropped (their label), not unlisted.
+    """
     import pandas as pd
 
     frame = frame.reset_index(drop=True)
@@ -250,7 +273,7 @@ def _finish(root: Path, layout: str, classes: list[str], frame: pd.DataFrame,
     no_file = frame["path"] == ""
     if no_file.any():
         _listed(problems, "missing-image", frame.loc[no_file, "image_id"], f"listed in {csv.name}")
-    listed = set(frame["image_id"])
+    listed = set(frame["image_id"]) | set(left_out)
     _listed(problems, "unlisted-image", [s for s in index if s not in listed],
             f"not in {csv.name}")
     columns = ["image_id", "lesion_id", "dx", "path"] + [c for c in OPTIONAL_COLUMNS

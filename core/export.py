@@ -1,5 +1,8 @@
 """Export one part of a run's split as an ISIC 2018 Task 3 folder, for external-style tests.
 
+A run on ISIC 2019 or ISIC 2020 is exported in its own dataset's layout instead (2019's
+one-hot columns, 2020's `target`), so it reads back with the same classes.
+
 A run's `split.csv` says which images were its validation and test parts. Writing one part in
 the ISIC 2018 layout (`<name>_Input/` images plus a one-hot `<name>_GroundTruth.csv`) lets any
 model be evaluated on exactly those images with `evaluate`, as on a downloaded test set.
@@ -16,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.classes import HAM10000_CLASSES
+from core.classes import MELANOMA
 from core.dataset import load_dataset
 from core.errors import DatasetError
 from core.images import center_square, open_image
@@ -28,7 +31,8 @@ PARTS = ("train", "val", "test")
 def export_part(run_dir: str | Path, part: str, out_dir: str | Path, *,
                 data_dir: str | Path | None = None, center_crop: bool = False,
                 on_progress: Callable[[int, int], None] | None = None) -> Path:
-    """Write the `part` images of the run in `run_dir` to `out_dir` (ISIC 2018 layout).
+    """Write the `part` images of the run in `run_dir` to `out_dir` (ISIC 2018 layout, or
+    the ISIC 2019 or 2020 layout for a run on one of those).
 
     `data_dir` defaults to the dataset the run was trained on. Returns the ground-truth CSV.
     """
@@ -51,28 +55,41 @@ def export_part(run_dir: str | Path, part: str, out_dir: str | Path, *,
         raise DatasetError(f"{len(missing)} {part} images are not in {dataset.root}, "
                            f"e.g. {missing[0]}")
     name = f"{part}-center-crop" if center_crop else part
-    images = out_dir / f"ISIC2018_Task3_{name}_Input"
+    prefix = PREFIXES.get(dataset.layout, PREFIXES["isic2018"])
+    images = out_dir / f"{prefix}_{name}_Input"
     if images.exists():
         shutil.rmtree(images)
     images.mkdir(parents=True)
-    rows = []
-    for done, (image_id, dx, lesion) in enumerate(
-            zip(wanted["image_id"], wanted["dx"], wanted["lesion_id"], strict=True), 1):
+    for done, image_id in enumerate(wanted["image_id"], 1):
         source = Path(paths_by_id[image_id])
         if center_crop:  # lossless, so the crop is the only difference from the original
             center_square(open_image(source)).save(images / f"{image_id}.png")
         else:
             shutil.copyfile(source, images / f"{image_id}{source.suffix.lower()}")
-        rows.append([image_id, *(("1.0" if dx == c else "0.0") for c in HAM10000_CLASSES),
-                     lesion])
         if on_progress:
             on_progress(done, len(wanted))
-    truth = out_dir / f"ISIC2018_Task3_{name}_GroundTruth.csv"
+    truth = out_dir / f"{prefix}_{name}_GroundTruth.csv"
     with truth.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", *(c.upper() for c in HAM10000_CLASSES), "lesion_id"])
-        writer.writerows(rows)
+        csv.writer(handle).writerows(_truth_rows(dataset.layout, dataset.classes, wanted,
+                                                 dataset.records))
     return truth
+
+
+PREFIXES = {"isic2018": "ISIC2018_Task3", "isic2019": "ISIC_2019", "isic2020": "ISIC_2020"}
+
+
+def _truth_rows(layout: str, classes: list[str], wanted: Any, records: Any) -> list[list[str]]:
+    """The ground-truth CSV, header first: ISIC 2020's `target` (with the patient ids the
+    split grouped by) for a 2020 dataset, else one-hot columns of the dataset's classes."""
+    triples = list(zip(wanted["image_id"], wanted["dx"], wanted["lesion_id"], strict=True))
+    if layout == "isic2020":
+        patients = dict(zip(records["image_id"], records["patient_id"], strict=True))
+        return [["image_name", "patient_id", "lesion_id", "target"],
+                *([i, patients.get(i, ""), lesion, str(int(dx == MELANOMA))]
+                  for i, dx, lesion in triples)]
+    return [["image", *(c.upper() for c in classes), "lesion_id"],
+            *([i, *(("1.0" if dx == c else "0.0") for c in classes), lesion]
+              for i, dx, lesion in triples)]
 
 
 ISIC_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")  # the challenge's order

@@ -28,6 +28,7 @@ from gui.dataset_health import DatasetHealth
 from gui.image_grid import array_to_pixmap
 from gui.settings import last_folder, remember_folder
 from gui.task_functions import DatasetOverview
+from gui.theme import themed
 from gui.widgets import message_label, with_empty_state
 
 SAMPLES_PER_CLASS = 6
@@ -39,7 +40,8 @@ EMPTY_TEXT = (
     "<p>Click <b>Open dataset folder…</b> or drop a folder here.</p>"
     "<p>Understood layouts: the HAM10000 download from Kaggle or the ISIC archive "
     "(HAM10000_metadata.csv and the image folders), one sub-folder of images per class, "
-    "or the ISIC 2018 Task 3 images with their ground-truth CSV.</p>"
+    "the ISIC 2018 Task 3 images with their ground-truth CSV, or the ISIC 2019 or ISIC 2020 "
+    "training set (ground-truth and metadata CSVs, or train.csv, with the images).</p>"
 )
 
 
@@ -274,8 +276,8 @@ class DatasetView(QWidget):
         per_class: dict[str, dict[str, Any]] = summary["per_class"]
         for row, code in enumerate(per_class):
             name = per_class[code].get("full_name", full_name(code))
-            label = QLabel(f"<b>{code}</b><br>{name}<br>"
-                           f"<span style='color: #666'>{per_class[code]['images']} images</span>")
+            label = QLabel(themed(f"<b>{code}</b><br>{name}<br><span style='color: #666'>"
+                                  f"{per_class[code]['images']} images</span>"))
             label.setWordWrap(True)
             label.setFixedWidth(170)
             self.samples_layout.addWidget(label, row, 0)
