@@ -73,6 +73,12 @@ class TrainConfig:
                                label="Validation part", low=0.05, high=0.4)
     test_fraction: float = _opt(0.15, help="share of lesions in the test part",
                                 label="Test part", low=0.05, high=0.4)
+    folds: int = _opt(1, help="cross-validate: train K runs on lesion-grouped folds (patient-"
+                      "grouped where the data has patient ids), each tested on its held-out "
+                      "fold, and report mean ± SD over them (1: one split; the test part is "
+                      "then 1/K)", label="Cross-validate", low=1, high=10)
+    fold: int = _opt(0, help="with --folds K: train only fold N (1..K) as one run (0: every "
+                     "fold)", label="Fold", low=0, high=10, gui=False)
     weights: str = _opt("imagenet", help="local ImageNet weights file (no top), 'none' for "
                         "random, or 'imagenet' to download", label="ImageNet weights",
                         models=TRANSFER, kind="path")
@@ -132,6 +138,11 @@ class TrainConfig:
                 raise DatasetError(f"{opt.label.lower()} must be between {opt.low:g} "
                                    f"and {opt.high:g}, not {value}")
         parse_balance(self.balance)
+        if self.folds > 1 and self.split != "lesion":
+            raise DatasetError("cross-validation needs the lesion split")
+        if self.fold > self.folds or (self.fold and self.folds == 1):
+            raise DatasetError(f"fold must be between 1 and the folds ({self.folds}), not "
+                               f"{self.fold}")
         if self.val_fraction + self.test_fraction >= 0.7:
             raise DatasetError("the validation and test parts must leave most lesions for "
                                "training")

@@ -19,6 +19,7 @@ from core.splits import (
     LEAKY_WARNING,
     parse_balance,
     resample_training,
+    split_fold,
     split_lesion,
     split_seed_leaky,
 )
@@ -96,8 +97,10 @@ def make_split(config: TrainConfig, records: pd.DataFrame, labels: np.ndarray,
     """Deterministic (seeded) split and training-part balancing as `config` says."""
     mode, per_class = parse_balance(config.balance)
     if config.split == "lesion":
-        subset = split_lesion(records, val_fraction=config.val_fraction,
-                              test_fraction=config.test_fraction, seed=config.seed).to_numpy()
+        subset = (split_fold(records, config.folds, config.fold, seed=config.seed,
+                             val_fraction=config.val_fraction) if config.folds > 1 else
+                  split_lesion(records, val_fraction=config.val_fraction,
+                               test_fraction=config.test_fraction, seed=config.seed)).to_numpy()
         table = records[["image_id", "lesion_id", "dx"]].assign(subset=subset)
         train_pos = np.flatnonzero(subset == "train")
         if mode == "resample":

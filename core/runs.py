@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from core.config import TrainConfig
 
 
+CV_GROUP = "cv.json"  # marks a cross-validation group folder: one run folder per fold
+
+
 @dataclass
 class RunState:
     """Progress of a run, as saved after each completed epoch."""
@@ -232,6 +235,10 @@ def summarize_run(folder: Path) -> RunSummary:
     try:
         config = _read_json(run.file(run.CONFIG))
         summary.model, summary.split = str(config.get("model", "")), str(config.get("split", ""))
+        folds, fold = int(config.get("folds") or 1), int(config.get("fold") or 0)
+        if folds > 1 and fold:  # one fold of a cross-validation (core.cross_validation)
+            group = folder.parent.name if (folder.parent / CV_GROUP).is_file() else folder.name
+            summary.name = f"{group} · fold {fold}/{folds}"
     except (OSError, ValueError) as exc:
         summary.damaged = f"config.json unreadable ({type(exc).__name__})"
         return summary
@@ -257,8 +264,10 @@ def list_runs(root: Path | None = None) -> list[RunSummary]:
     root = root or paths.runs_dir()
     if not root.is_dir():
         return []
-    runs = [summarize_run(d) for d in root.iterdir()
-            if d.is_dir() and not d.name.startswith(".")]
+    folders = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    runs = [summarize_run(d) for folder in folders  # a cross-validation group: its folds
+            for d in (sorted(f for f in folder.iterdir() if f.is_dir())
+                      if (folder / CV_GROUP).is_file() else [folder])]
     return sorted(runs, key=lambda r: r.created or datetime.min, reverse=True)
 
 

@@ -39,9 +39,15 @@ def _hold_out(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarr
 
 def split_lesion(records: pd.DataFrame, *, val_fraction: float = 0.15,
                  test_fraction: float = 0.15, seed: int = 42) -> pd.Series:
-    """Label each row 'train', 'val' or 'test'; no lesion sits on two sides."""
+    """Label each row 'train', 'val' or 'test'; no lesion sits on two sides.
+
+    With a non-empty `patient_id` column (ISIC 2020) no patient does either: the groups
+    are `fold_groups`', a patient's lesions as one (a lesion without one: its own).
+    """
     import pandas as pd
 
+    if "patient_id" in records.columns:
+        records = records.assign(lesion_id=fold_groups(records)[0])
     if records["lesion_id"].nunique() < 3:
         raise DatasetError("a lesion-grouped split needs at least 3 distinct lesions")
     subset = pd.Series("train", index=records.index)
@@ -106,3 +112,67 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
     result = {c: 1.0 for c in range(n_classes)}
     result.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
     return result
+
+
+# ----- k-fold cross-validation (core.cross_validation) --------------------------------------
+def fold_groups(records: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """The ids no fold may split, and their kind: patients where a `patient_id` column is
+    filled (every row of a lesion goes with its first patient id; a lesion without one
+    stays a group of its own), else lesions."""
+    lesion_id = records["lesion_id"].astype(str)
+    lesion = "lesion:" + lesion_id
+    if "patient_id" in records.columns:
+        patient = records["patient_id"].fillna("").astype(str).str.strip()
+        known = patient != ""
+        if known.any():
+            first = ("patient:" + patient[known]).groupby(lesion_id[known]).first()
+            return lesion_id.map(first).fillna(lesion).to_numpy(), "patient"
+    return lesion.to_numpy(), "lesion"
+
+
+def grouped_folds(records: pd.DataFrame, k: int,
+                  seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K (train, test) row positions, stratified by dx and grouped by `fold_groups`: no
+    lesion (or patient) is in two test parts, and every row is in exactly one."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups, kind = fold_groups(records)
+    if len(np.unique(groups)) < max(k, 3):
+        raise DatasetError(f"{k}-fold cross-validation needs at least {max(k, 3)} distinct "
+                           f"{kind}s; this dataset has {len(np.unique(groups))}")
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a class with fewer than k images misses some folds
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return list(folds.split(np.zeros(len(records)), records["dx"].to_numpy(), groups))
+        except ValueError as exc:
+            raise DatasetError(f"{k}-fold cross-validation: {exc}") from exc
+
+
+def split_fold(records: pd.DataFrame, k: int, fold: int, *, val_fraction: float = 0.15,
+               seed: int = 42) -> pd.Series:
+    """Label each row 'train', 'val' or 'test' for fold `fold` (1..k) of `grouped_folds`:
+    the fold's held-out part is the test part, and `val_fraction` of all groups is held
+    out of the rest (grouped, and stratified where each class has enough groups)."""
+    import pandas as pd
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    if not 1 <= fold <= k:
+        raise DatasetError(f"fold must be between 1 and {k}, not {fold}")
+    rest, test = grouped_folds(records, k, seed)[fold - 1]
+    subset = pd.Series("train", index=records.index)
+    subset.iloc[test] = "test"
+    groups, labels = fold_groups(records)[0][rest], records["dx"].to_numpy()[rest]
+    fraction = min(0.5, val_fraction / (1 - 1 / k))
+    n_splits = max(2, round(1 / fraction))
+    per_class = pd.Series(groups).groupby(labels).nunique()
+    if per_class.min() >= n_splits:
+        splitter: StratifiedGroupKFold | GroupShuffleSplit = StratifiedGroupKFold(
+            n_splits=n_splits, shuffle=True, random_state=seed + 1)
+    else:  # too few groups in some class to stratify: still grouped
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed + 1)
+    _, val = next(splitter.split(np.zeros(len(rest)), labels, groups))
+    subset.iloc[rest[val]] = "val"
+    return subset

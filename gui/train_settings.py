@@ -184,8 +184,9 @@ class TrainSettings(QGroupBox):
             spin = QSpinBox()
             spin.setRange(int(opt.low or 0), int(min(opt.high or 2**31 - 1, 2**31 - 1)))
             spin.setValue(int(dflt or opt.low or 0))
-            spin.setSuffix({"image_size": " px", "fine_tune": " layers"}.get(name, ""))
-            if name == "early_stopping":
+            spin.setSuffix({"image_size": " px", "fine_tune": " layers",
+                            "folds": " folds"}.get(name, ""))
+            if name in ("early_stopping", "folds"):  # folds: 1 is one split
                 spin.setSpecialValueText("off")
             spin.valueChanged.connect(self._update)
             editor = spin

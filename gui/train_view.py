@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from core.checkpoints import BatchProgress, EpochResult
 from core.config import TrainConfig
+from core.cross_validation import FoldStarted, group_of, summary_text
 from core.errors import SkinLesionError
 from core.models import MODELS
 from core.runs import RunFolder
@@ -57,6 +58,8 @@ class TrainView(QWidget):
         self._fit_started: float | None = None
         self._run_started = 0.0
         self._phase = "Decoding images"
+        self._cv: tuple[int, int, int] | None = None  # fold, folds, epochs of a fold
+        self._done_before = 0  # batches done before this session (a resumed run)
 
         self.dataset_label = QLabel("No dataset: open one in the Dataset view first.")
         self.dataset_label.setWordWrap(True)
@@ -152,7 +155,9 @@ class TrainView(QWidget):
         if self.running or not self.dataset:
             return
         config = self.config()
-        self._begin(config.epochs, f"Starting {MODELS[config.model].title} on {config.data_dir}")
+        cv = f"{config.folds}-fold cross-validation of " if config.folds > 1 else ""
+        self._begin(config.epochs * config.folds,
+                    f"Starting {cv}{MODELS[config.model].title} on {config.data_dir}")
         self.train_requested.emit(config)
 
     @Slot(str)
@@ -165,7 +170,8 @@ class TrainView(QWidget):
             problem = run.resume_problem()
             if problem:
                 raise SkinLesionError(problem)
-            epochs = run.read_config().epochs
+            config = run.read_config()
+            epochs = config.epochs * (config.folds if group_of(run_dir) else 1)
             history = run.read_history(run.read_state().epochs_completed)
         except (SkinLesionError, OSError, ValueError, KeyError) as exc:
             self._log(f"Cannot resume {run.name}: {exc}")
@@ -186,7 +192,19 @@ class TrainView(QWidget):
         self.batch_bar.setValue(0)
         self.batch_bar.setFormat("Batch %v / %m")
         self._fit_started, self._run_started = None, time.monotonic()
+        self._cv, self._done_before = None, 0
         self._log(message)
+
+    def _fold_started(self, event: FoldStarted) -> None:
+        """A fold of a cross-validation starts: the bar counts every fold's epochs."""
+        self._cv = (event.fold, event.folds, event.epochs)
+        self.curves.start_run(event.epochs)
+        for row in RunFolder(event.run_dir).read_history(event.epochs_done):
+            self.curves.add_epoch(int(row["epoch"]), row)
+        self.epoch_bar.setRange(0, event.folds * event.epochs)
+        self.epoch_bar.setValue((event.fold - 1) * event.epochs + event.epochs_done)
+        self.epoch_bar.setFormat(f"Fold {event.fold}/{event.folds} · all folds: epoch %v / %m")
+        self._log(f"Fold {event.fold}/{event.folds}: {event.run_dir}")
 
     def set_running(self, running: bool) -> None:
         """Called by whoever runs the training: the form locks while a run is in progress."""
@@ -209,27 +227,37 @@ class TrainView(QWidget):
 
     @Slot(object)
     def on_event(self, event: object) -> None:
-        if isinstance(event, BatchProgress):
+        fold, folds, epochs = self._cv or (1, 1, 0)
+        offset = (fold - 1) * epochs  # epochs of the folds before this one
+        if isinstance(event, FoldStarted):
+            self._fold_started(event)
+        elif isinstance(event, BatchProgress):
+            done = (offset + event.epoch - 1) * event.batches + event.batch
             if self._fit_started is None:
-                self._fit_started = time.monotonic()
+                self._fit_started, self._done_before = time.monotonic(), done - 1
                 self.batch_bar.setFormat("Batch %v / %m")
             self.batch_bar.setRange(0, event.batches)
             self.batch_bar.setValue(event.batch)
-            done = (event.epoch - 1) * event.batches + event.batch
             elapsed = time.monotonic() - self._fit_started
-            remaining = elapsed / done * (event.epochs * event.batches - done)
+            total = (folds * epochs if self._cv else event.epochs) * event.batches
+            remaining = elapsed / max(1, done - self._done_before) * (total - done)
             self.time_label.setText(f"Elapsed {_clock(time.monotonic() - self._run_started)}"
                                     f" · ETA {_clock(remaining)}")
         elif isinstance(event, EpochResult):
-            self.epoch_bar.setValue(event.epoch)
+            self.epoch_bar.setValue(offset + event.epoch)
             self.curves.add_epoch(event.epoch, event.logs)
             shown = "  ".join(f"{k} {v:.4f}" for k, v in event.logs.items() if k != "epoch")
-            self._log(f"Epoch {event.epoch}/{event.epochs} ({event.seconds:.1f} s)  {shown}")
+            where = f"Fold {fold}/{folds} · " if self._cv else ""
+            self._log(f"{where}Epoch {event.epoch}/{event.epochs} ({event.seconds:.1f} s)  "
+                      f"{shown}")
 
     @Slot(object)
     def on_finished(self, result: dict[str, Any]) -> None:
         metrics = result["metrics"]
         self._end_busy()
+        if "cv" in result:
+            self._cv_finished(result)
+            return
         if metrics.get("unfinished"):
             self._log("Stopped before the first epoch ended: nothing was evaluated and no "
                       "model was saved. The run is listed as unfinished; Resume starts it "
@@ -269,6 +297,33 @@ class TrainView(QWidget):
         self.run_finished.emit(result["run_dir"])
         self.message.emit(f"Training {state}; saved as run {Path(result['run_dir']).name} "
                           "(Runs list below)")
+
+    def _cv_finished(self, result: dict[str, Any]) -> None:
+        """A cross-validation ended: its summary, or where it stopped."""
+        group, took = Path(result["group_dir"]), _clock(time.monotonic() - self._run_started)
+        summary = result["cv"]
+        if summary is None:
+            self._log(f"Cross-validation {group.name} stopped in {Path(result['run_dir']).name}"
+                      "; Resume on that fold continues it, then trains the remaining folds.")
+            self.epoch_bar.setFormat(f"Stopped in fold {self._cv[0] if self._cv else '?'}")
+            self.batch_bar.setFormat("Stopped: finished folds are kept")
+            message = f"Cross-validation stopped; resumable in {group.name}"
+        else:
+            self._log(summary_text(summary))
+            self.epoch_bar.setValue(self.epoch_bar.maximum())
+            self.epoch_bar.setFormat(f"Finished: {summary['folds']} folds")
+            self.batch_bar.setValue(self.batch_bar.maximum())
+            self.batch_bar.setFormat("Done")
+            ba = summary["mean_sd"]["balanced_accuracy"]
+            spread = f" ± {ba['sd']:.3f}" if ba["sd"] is not None else ""
+            message = (f"Cross-validation finished: balanced accuracy {ba['mean']:.3f}{spread} "
+                       f"over {summary['folds']} folds ({group.name}, Runs list below)")
+        self.time_label.setText(f"Took {took}")
+        self.runs.refresh()
+        self.below.setCurrentWidget(self.runs)
+        if RunFolder(result["run_dir"]).model_path.is_file():
+            self.run_finished.emit(result["run_dir"])
+        self.message.emit(message)
 
     @Slot(str)
     def on_failed(self, message: str) -> None:

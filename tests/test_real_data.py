@@ -81,3 +81,38 @@ def test_jpeg_fast_path_gives_pillows_pixels_on_real_images(real_ham: Path) -> N
     for size, crop in ((64, "squash"), (128, "center")):
         for path in paths:
             assert np.array_equal(read_image(path, size, crop), _pillow_only(path, size, crop))
+
+
+def test_real_ham10000_cross_validates_5_lesion_grouped_folds(
+        real_ham: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """`train --folds 5` on a lesion-complete HAM10000 subset (up to 60 lesions a class,
+    linked, not copied): mean ± SD printed, and no lesion in two folds' test parts."""
+    import pandas as pd
+
+    import core.training
+    from core.cli import main
+
+    monkeypatch.setattr(core.training, "litert_available", lambda: False)  # no twins: speed
+    meta = pd.read_csv(real_ham / "HAM10000_metadata.csv")
+    keep = {lesion for _, g in meta.groupby("dx")
+            for lesion in sorted(g["lesion_id"].unique())[:60]}
+    subset = meta[meta["lesion_id"].isin(keep)]
+    ids, data = set(subset["image_id"]), tmp_path / "ham"
+    for part in ("HAM10000_images_part_1", "HAM10000_images_part_2"):
+        (data / part).mkdir(parents=True)
+        for image in (real_ham / part).glob("*.jpg"):
+            if image.stem in ids:
+                (data / part / image.name).symlink_to(image)
+    subset.to_csv(data / "HAM10000_metadata.csv", index=False)
+    group = tmp_path / "cv"
+    assert main(["train", "--data", str(data), "--model", "cnn", "--image-size", "32",
+                 "--epochs", "1", "--batch-size", "64", "--balance", "resample:20",
+                 "--folds", "5", "--out", str(group)]) == 0
+    out = capsys.readouterr().out
+    assert "balanced accuracy: " in out and "(mean ± SD over 5 folds)" in out
+    tests = []
+    for fold in range(1, 6):
+        split = pd.read_csv(group / f"fold{fold}" / "split.csv", dtype=str)
+        tests.append(set(split.loc[split["subset"] == "test", "lesion_id"]))
+        assert not tests[-1] & set(split.loc[split["subset"] != "test", "lesion_id"])
+    assert sum(len(t) for t in tests) == len(set().union(*tests)) == len(keep)
