@@ -3,8 +3,9 @@
 The report shows the dataset, split and config, the curves, the headline metrics with their
 confidence intervals beside the majority baseline, the confusion matrix, the per-class
 table, ROC curves, the reliability diagram, the out-of-domain count, the model card and the
-not-a-medical-device notice. Figures are drawn with matplotlib's Agg backend (no Qt), the
-PDF with matplotlib's PdfPages: no dependency beyond those the app has.
+not-a-medical-device notice. Figures are drawn with matplotlib's Agg backend (no Qt); the
+PDF's layout lives in `core.report_pdf` (matplotlib's PdfPages: no dependency beyond those the
+app has). Both list only the settings that matter for the run's model (`settings_rows`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,8 @@ class ReportData:
     history: pd.DataFrame | None = None
     predictions: pd.DataFrame | None = None
     card: str = ""
+    date: str = ""  # when the run finished ("" for an evaluation: the report's date is shown)
+    lesions: int | None = None  # lesions in the evaluated part, when the metrics lack it
 
 
 def run_report_data(run_dir: Path) -> ReportData:
@@ -50,8 +52,22 @@ def run_report_data(run_dir: Path) -> ReportData:
     run = read_run(Path(run_dir))
     info = read_info(RunFolder(run_dir).model_path)
     card = (info.card or basic_card(info)) if info else ""
+    created = run.summary.created
     return ReportData(f"Training run {run.summary.name}", run.metrics, run.config,
-                      run.history if not run.history.empty else None, run.predictions, card)
+                      run.history if not run.history.empty else None, run.predictions, card,
+                      date=f"trained {created:%Y-%m-%d %H:%M}" if created else "",
+                      lesions=_part_lesions(Path(run_dir), run.metrics.get("evaluated_on")))
+
+
+def _part_lesions(run_dir: Path, part: Any) -> int | None:
+    """How many lesions the evaluated part of a run's split.csv holds (None if unknown)."""
+    import pandas as pd
+
+    try:
+        split = pd.read_csv(run_dir / "split.csv", dtype=str)
+        return int(split.loc[split["subset"] == part, "lesion_id"].nunique()) or None
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def basic_card(info: Any) -> str:
@@ -155,9 +171,87 @@ def _table(rows: list[list[str]] | list[tuple[str, str]], head: list[str] | None
     return f"<table>{header}{body}</table>"
 
 
-def config_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """The dataset, split and configuration as (setting, value) rows."""
-    return [(k.replace("_", " "), _fmt(v)) for k, v in config.items()]
+def settings_rows(config: dict[str, Any], metrics: dict[str, Any] | None = None
+                  ) -> list[tuple[str, str]]:
+    """The settings that matter for the run's model, as (setting, value) rows.
+
+    For a training run's config only what shaped that model is listed (ImageNet weights and
+    the backbone only for transfer models, by `core.config.applies`; label smoothing, early
+    stopping, class weights and the like only when on), with the epochs run and the epoch
+    kept from `metrics`. Any other config (an evaluation's) is listed as it is, empty
+    values left out.
+    """
+    from core.config import DERIVED, TRANSFER, applies, field_names
+    from core.models import MODELS
+
+    m = metrics or {}
+    model = str(config.get("model", ""))
+    if model not in MODELS or not set(config) <= set(field_names()) | set(DERIVED):
+        return [(k.replace("_", " "), _fmt(v)) for k, v in config.items() if v is not None]
+    get = config.get
+    size = get("image_size") or MODELS[model].image_size
+    crop = {"squash": "whole frame resized", "center": "largest centred square"}.get(
+        str(get("crop", "squash")), str(get("crop")))
+    rows = [("Model", f"{MODELS[model].title} · {model}"),
+            ("Dataset", str(get("data_dir") or "—")),
+            ("Image size", f"{size}×{size} px ({crop})")]
+    fractions = (f"{_pct(get('val_fraction'))} of lesions for validation, "
+                 f"{_pct(get('test_fraction'))} for test")
+    rows.append(("Split", f"grouped by lesion, seed {get('seed')}: {fractions}"
+                 if get("split", "lesion") == "lesion" else
+                 f"{get('split')} (the study's; scores inflated), seed {get('seed')}"))
+    balance = str(get("balance", ""))
+    rows.append(("Balancing", "class weights in the loss" if balance == "class-weights" else
+                 f"training part resampled to {balance.split(':', 1)[1]} images per class"
+                 if balance.startswith("resample:") else balance or "none"))
+    rows.append(("Epochs", _epochs(config, m)))
+    schedule = ", cosine schedule" if get("lr_schedule") == "cosine" else ""
+    rows.append(("Optimiser", f"Adam, learning rate {get('learning_rate'):g}{schedule}, "
+                              f"batch {get('batch_size')}"
+                 if get("learning_rate") is not None else "—"))
+    rows.append(("Augmentation", "random flips, rotations, zoom, brightness and contrast"
+                 if get("augment") else "off"))
+    if get("label_smoothing"):
+        rows.append(("Label smoothing", f"{get('label_smoothing'):g}"))
+    if applies("weights", model):
+        weights = str(get("weights", "imagenet"))
+        rows.append(("ImageNet weights", {"imagenet": "ImageNet (pretrained)",
+                                          "none": "none (random start)"}.get(weights, weights)))
+    if model in TRANSFER:
+        tuned = int(get("fine_tune") or 0) if applies("fine_tune", model) else 0
+        cached = " (head trained on cached features)" if get("cache_features") else ""
+        rows.append(("Backbone", f"last {tuned} layers fine-tuned" if tuned
+                     else f"frozen{cached}"))
+    if get("init_from"):
+        rows.append(("Started from", str(get("init_from"))))
+    if get("mixed_precision"):
+        rows.append(("Precision", "mixed float16"))
+    if get("strategy", "default") != "default":
+        rows.append(("Strategy", f"{get('strategy')}, {get('replicas', '?')} replicas"))
+    return rows
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, int | float) else "?"
+
+
+def _epochs(config: dict[str, Any], m: dict[str, Any]) -> str:
+    """'2 of 2 run; best epoch 2 kept (lowest validation loss)'."""
+    planned, ran, best = config.get("epochs"), m.get("epochs_completed"), m.get("best_epoch")
+    text = f"{ran} of {planned} run" if ran is not None else f"{planned}"
+    if m.get("early_stopped"):
+        text += (f" (stopped early: {config.get('early_stopping')} epochs without a better "
+                 f"{config.get('monitor', 'val_loss')})")
+    elif m.get("stopped"):
+        text += " (stopped by the user)"
+    elif config.get("early_stopping"):
+        text += f"; early stopping after {config.get('early_stopping')} epochs"
+    if best is not None:
+        kept = {"val_loss": "lowest validation loss",
+                "val_balanced_accuracy": "highest validation balanced accuracy"}.get(
+            str(config.get("monitor", "val_loss")), str(config.get("monitor")))
+        text += f"; best epoch {best} kept ({kept})"
+    return text
 
 
 def render_html(data: ReportData) -> str:
@@ -166,7 +260,8 @@ def render_html(data: ReportData) -> str:
     parts = [f"<h1>{esc(data.title)}</h1>",
              f"<p class='notice'>⚕ {esc(NOTICE)}</p>",
              "<h2>Dataset, split and configuration</h2>",
-             _table(config_rows(data.config)) if data.config else "<p>Not recorded.</p>",
+             _table(settings_rows(data.config, data.metrics)) if data.config
+             else "<p>Not recorded.</p>",
              "<h2>Headline metrics</h2>", _table(headline_rows(data.metrics))]
     figures = _figures(data)
     for name, fig in figures.items():
@@ -179,6 +274,7 @@ def render_html(data: ReportData) -> str:
     if not any(n.startswith("Confusion") for n in figures):
         parts += ["<h2>Per-class report</h2>",
                   _table(per_class_rows(data.metrics), ["class", "full name", *PER_CLASS_KEYS])]
+    parts += subgroups_html(data.metrics)
     parts += ["<h2>Model card</h2>",
               f"<pre class='card'>{esc(data.card)}</pre>" if data.card
               else "<p>This model file carries no model card.</p>",
@@ -193,54 +289,39 @@ def render_html(data: ReportData) -> str:
             f"<body>{''.join(parts)}</body></html>")
 
 
-def _text_page(pdf: Any, title: str, lines: list[str], size: tuple[float, float]) -> None:
-    """Write `lines` on as many A4 pages as they need."""
-    from matplotlib.figure import Figure
-
-    per_page = 62
-    for start in range(0, max(len(lines), 1), per_page):
-        fig = Figure(figsize=size)
-        fig.text(0.07, 0.96, title + (" (continued)" if start else ""), fontsize=13,
-                 weight="bold", va="top")
-        fig.text(0.07, 0.92, "\n".join(lines[start:start + per_page]), fontsize=7.5,
-                 va="top", family="monospace")
-        pdf.savefig(fig)
-
-
 def render_pdf(data: ReportData, target: Path) -> None:
-    """The same report as a PDF (A4 pages: text, then the figures, then the model card)."""
-    from matplotlib.backends.backend_pdf import PdfPages
-    from matplotlib.figure import Figure
+    """The same report as an A4 PDF: a summary page, the figures, subgroups, the model card
+    (laid out by `core.report_pdf`)."""
+    from core import report_pdf
 
-    a4 = (8.27, 11.69)
-    wrap = textwrap.TextWrapper(width=110, subsequent_indent="    ")
-    summary = [NOTICE, "", "DATASET, SPLIT AND CONFIGURATION"]
-    summary += [f"  {k}: {v}" for k, v in config_rows(data.config)] or ["  not recorded"]
-    summary += ["", "HEADLINE METRICS"]
-    summary += [line for k, v in headline_rows(data.metrics) for line in wrap.wrap(f"  {k}: {v}")]
-    summary += ["", "PER-CLASS REPORT", "  " + "  ".join(f"{h:>11}" for h in
-                                                           ("class", *PER_CLASS_KEYS))]
-    summary += ["  " + "  ".join(f"{c:>11}" for c in [r[0], *r[2:]])
-                for r in per_class_rows(data.metrics)]
-    card = [line for raw in (data.card or "This model file carries no model card.").splitlines()
-            for line in (wrap.wrap(raw) or [""])]
-    with paths.atomic_path(target) as tmp, PdfPages(tmp) as pdf:
-        _text_page(pdf, data.title, summary, a4)
-        figures = list(_figures(data).items())
-        for start in range(0, len(figures), 2):
-            page = Figure(figsize=a4)
-            for slot, (name, fig) in enumerate(figures[start:start + 2]):
-                buffer = io.BytesIO()
-                fig.savefig(buffer, format="png", dpi=130)
-                buffer.seek(0)
-                import matplotlib.image as mpimg
+    report_pdf.render_pdf(data, target)
 
-                ax = page.add_axes((0.06, 0.52 - slot * 0.47, 0.88, 0.42))
-                ax.imshow(mpimg.imread(buffer))
-                ax.set_axis_off()
-                ax.set_title(name, fontsize=11)
-            pdf.savefig(page)
-        _text_page(pdf, "Model card", card, a4)
+
+def subgroups_html(m: dict[str, Any]) -> list[str]:
+    """The "Subgroups" section: the largest-gap sentence and the table ([] without them)."""
+    from core.subgroups import HEADINGS, cell, table_rows
+
+    rows = m.get("subgroups") or []
+    if not rows:
+        return []
+    esc = html.escape
+    head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in HEADINGS) + "</tr>"
+    body = ""
+    for row, texts in zip(rows, table_rows(rows), strict=True):
+        tips = ["", "", "", "", *(cell(row, key)[1] for key in
+                                  ("balanced_accuracy", "melanoma_recall", "macro_auc"))]
+        body += "<tr>" + "".join(f"<td title='{esc(tip)}'>{esc(text)}</td>" if tip
+                                 else f"<td>{esc(text)}</td>"
+                                 for text, tip in zip(texts, tips, strict=True)) + "</tr>"
+    gap = m.get("largest_subgroup_gap")
+    reasons = sorted({str(r[f"{k}_reason"]) for r in rows for k in
+                      ("balanced_accuracy", "melanoma_recall", "macro_auc")
+                      if r.get(k) is None and r.get(f"{k}_reason")})
+    return ["<h2>Subgroups</h2>",
+            f"<p>Largest gap: {esc(gap)}.</p>" if gap else "",
+            "<p>95% CIs resample whole lesions within each subgroup.</p>",
+            f"<table>{head}{body}</table>",
+            f"<p>Not computed: {esc('; '.join(reasons))}.</p>" if reasons else ""]
 
 
 def export_report(data: ReportData, target: Path) -> Path:
