@@ -9,6 +9,7 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from gui.plot_canvas import PlotCanvas
+from gui.theme import KEEP_COLOUR
 
 
 class PlotPanel(QWidget):
@@ -132,7 +133,7 @@ class ConfusionMatrixWidget(PlotPanel):
             for col in range(k):
                 colour = "white" if shown[row, col] > 0.5 * top else "black"
                 ax.text(col, row, self.cell_text(row, col), ha="center", va="center",
-                        color=colour, fontsize=small)
+                        color=colour, fontsize=small, gid=KEEP_COLOUR)  # on its cell
         ax.set_xticks(range(k), self.classes, rotation=45, ha="right")
         ax.set_yticks(range(k), self.classes)
         ax.set_xlabel("predicted")

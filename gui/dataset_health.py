@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from core import refusal
+from gui.theme import themed
 
 OK_STYLE = "color: #1b5e20;"
 WARN_STYLE = "color: #8a4b00; background: #fff4d6; padding: 4px;"
@@ -75,7 +76,7 @@ class DatasetHealth(QWidget):
             return
         self.line.show()
         if not flagged:
-            self.line.setStyleSheet(OK_STYLE)
+            self.line.setStyleSheet(themed(OK_STYLE))
             self.line.setText("Dataset health: every image looks dermoscopic.")
             self.heading.setText("Every image looks dermoscopic.")
             return

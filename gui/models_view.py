@@ -24,6 +24,7 @@ from core.export_model import SUFFIXES
 from core.paths import shown
 from gui.model_library import ModelEntry, ModelLibrary, list_models
 from gui.settings import last_folder, remember_folder
+from gui.theme import themed
 from gui.widgets import message_label
 
 EXPORT_FILTERS = {  # the save dialog's file-type choices, first the default, and their format
@@ -153,7 +154,7 @@ class ModelsView(QWidget):
             self.details.setMarkdown(card_markdown(entry))
             wrap_code_blocks(self.details.document())
         else:
-            self.details.setHtml(describe(entry) if entry else "")
+            self.details.setHtml(themed(describe(entry)) if entry else "")
 
     @Slot()
     def activate_current(self) -> None:

@@ -8,17 +8,33 @@ main window builds every view's plots before it can show.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize
-from PySide6.QtGui import QShowEvent
+from PySide6.QtCore import QEvent, QSize
+from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
+
+from gui.theme import style_figure
 
 if TYPE_CHECKING:
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
     from matplotlib.figure import Figure
 
 DPI = 100  # matplotlib's default figure dpi: the size hint until the figure exists
+
+
+@cache
+def _themed_canvas() -> type[FigureCanvasQTAgg]:
+    """Matplotlib's Qt canvas, colouring its figure from its palette before each full draw."""
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+
+    class ThemedCanvas(FigureCanvasQTAgg):
+        def draw(self) -> None:
+            style_figure(self.figure, QGuiApplication.palette())
+            super().draw()
+
+    return ThemedCanvas
 
 
 class PlotCanvas(QWidget):
@@ -60,15 +76,15 @@ class PlotCanvas(QWidget):
 
     def _create(self) -> FigureCanvasQTAgg:
         if self._canvas is None:
-            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
             from matplotlib.figure import Figure
 
             width, height, nrows, ncols = self._shape
             figure = Figure(figsize=(width, height), layout="constrained")
-            canvas = FigureCanvasQTAgg(figure)
+            canvas = _themed_canvas()(figure)
             self._box.addWidget(canvas)
             self._canvas = canvas
             self._axes = figure.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+            style_figure(figure, QGuiApplication.palette())
             callbacks, self._on_created = self._on_created, []
             for callback in callbacks:
                 callback()
@@ -119,6 +135,13 @@ class PlotCanvas(QWidget):
             width, height, *_ = self._shape
             return QSize(round(width * DPI), round(height * DPI))
         return super().sizeHint()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if self._canvas is not None and event.type() in (
+                QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            style_figure(self._canvas.figure, QGuiApplication.palette())  # the theme changed
+            self._canvas.draw_idle()
+        super().changeEvent(event)
 
     def showEvent(self, event: QShowEvent) -> None:
         self._create()  # the user sees the empty axes and titles, as before any data

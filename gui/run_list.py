@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
 from core.errors import SkinLesionError
 from core.runs import RunSummary, delete_run, list_runs
 from gui.run_compare import RunCompareDialog
+from gui.theme import themed
 
 COLUMNS = ("Name", "Model", "Split", "Date", "Bal. acc.", "Status")
 
@@ -95,7 +97,7 @@ class RunListWidget(QWidget):
                 item.setData(Qt.ItemDataRole.UserRole, str(run.path))
                 item.setToolTip({0: run.name, 5: detail}.get(col, text))
                 if run.damaged and not run.resumable:
-                    item.setForeground(Qt.GlobalColor.darkRed)
+                    item.setForeground(QColor(themed("#b00020")))
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
         self._update_buttons()

@@ -11,6 +11,12 @@ what a user sees. A short CNN run (3 epochs) provides the Train and Evaluate con
 
 takes only the three refusal messages (a clinical photo, a slide, a dermoscopic image unlike
 the model's training images), at the default size and at 1024x700.
+
+    ... tools/screenshots.py --theme dark --quick --data ../shared/datasets/ham10000 --out DIR
+
+`--theme light|dark` forces a theme (default: the desktop's) and ends each name with
+`-light` or `-dark`; `--quick` takes only Train (a short run) and Classify (one image), at the
+default size and at 1024x700 (cropped to the window), and Grad-CAM and Evaluate.
 """
 
 from __future__ import annotations
@@ -48,11 +54,52 @@ def settle(app: QApplication, seconds: float = 1.0) -> None:
         time.sleep(0.02)
 
 
-def shot(app: QApplication, out: Path, name: str) -> None:
-    """Save the X screen as OUT/NAME.png."""
+NAME_SUFFIX = {"name": ""}  # '-dark' or '-light' under --theme
+
+
+def shot(app: QApplication, out: Path, name: str, crop: tuple[int, int] | None = None) -> None:
+    """Save the X screen (its top left `crop` (width, height) only, if given) as
+    OUT/NAME.png."""
     settle(app)
-    subprocess.run(["import", "-window", "root", str(out / f"{name}.png")], check=True)
-    print(f"saved {out / name}.png", flush=True)
+    path = out / f"{name}{NAME_SUFFIX['name']}.png"
+    cut = ["-crop", f"{crop[0]}x{crop[1]}+0+0", "+repage"] if crop else []
+    subprocess.run(["import", "-window", "root", *cut, str(path)], check=True)
+    print(f"saved {path}", flush=True)
+
+
+def quick_shots(app: QApplication, win: MainWindow, out: Path, data: Path,
+                epochs: int) -> None:
+    """Train (a short CNN run, finished) and Classify (one image), at 1280x880 and at
+    1024x700; then the run's confusion matrix and a Grad-CAM overlay at 1280x880."""
+    win.open_dataset(str(data))  # as given: no machine path in the shots
+    wait(app, lambda: win.train_view.dataset != "")
+    view = win.train_view
+    win.tabs.setCurrentWidget(view)
+    view.settings.model_box.setCurrentIndex(view.settings.model_box.findData("cnn"))
+    view.settings.epochs_spin.setValue(epochs)
+    view.start_clicked()
+    wait(app, lambda: view.epoch_bar.value() >= 1, timeout=1800)
+    wait(app, lambda: not view.is_running(), timeout=1800)
+    view.runs.table.selectRow(0)
+    wait(app, lambda: win.models.active() is not None, timeout=120)
+    win.tabs.setCurrentWidget(win.classify_view)
+    win.classify_view.request([str(sorted(data.rglob("*.jpg"))[0])])
+    wait(app, lambda: win.classify_view.result_label.text() != "", timeout=120)
+    for (width, height), suffix in (((1280, 880), ""), ((1024, 700), "-1024x700")):
+        win.setGeometry(0, 0, width, height)
+        crop = (width, height) if suffix else None
+        win.tabs.setCurrentWidget(view)
+        shot(app, out, f"train-finished{suffix}", crop)
+        win.tabs.setCurrentWidget(win.classify_view)
+        shot(app, out, f"classify-one{suffix}", crop)
+    win.setGeometry(0, 0, 1280, 880)
+    panel = win.classify_view.image_panel
+    panel.gradcam_check.setChecked(True)
+    wait(app, lambda: panel.heatmap is not None, timeout=300)
+    shot(app, out, "classify-gradcam")
+    view.runs.open_selected()
+    win.evaluate_view.matrix.click_cell(0, 1)
+    shot(app, out, "evaluate-confusion")
 
 
 def refusal_shots(app: QApplication, win: MainWindow, out: Path, files: list[Path]) -> None:
@@ -93,10 +140,19 @@ def main() -> int:
     parser.add_argument("--refusals", type=Path, nargs=3, default=None,
                         metavar=("CLINICAL", "SLIDE", "UNFAMILIAR"),
                         help="only the three refusal shots, of these images")
+    parser.add_argument("--theme", choices=["system", "light", "dark"], default="system",
+                        help="force a theme; light and dark end each file name with -light "
+                        "or -dark")
+    parser.add_argument("--quick", action="store_true",
+                        help="only Train and Classify, at the default size and at 1024x700")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     app = QApplication(sys.argv)
     win = MainWindow()
+    if args.theme != "system":  # for these shots only: the saved choice is left alone
+        win.theme.choice = args.theme
+        win.theme.apply()
+        NAME_SUFFIX["name"] = f"-{args.theme}"
     win.setGeometry(0, 0, 1280, 880)
     win.show()
     win.start_background_loading()
@@ -105,6 +161,10 @@ def main() -> int:
         refusal_shots(app, win, args.out, args.refusals)
         if args.health:
             health_shots(app, win, args.out, args.health)
+        win.close()
+        return 0
+    if args.quick:
+        quick_shots(app, win, args.out, args.data, args.epochs)
         win.close()
         return 0
 
