@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from core import refusal
+from core.arg_checks import check_folders
 from core.config import add_train_arguments
 from core.errors import CancelledError, SkinLesionError
 
@@ -164,6 +165,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  should_stop=stop.is_set, on_status=_say,
                                  on_load_progress=Progress("images"))
     try:
+        from core.cross_validation import wants_cv
+
+        if wants_cv(config, args.resume):  # --folds K, or resuming a group (core.cli_cv)
+            from core.cli_cv import train_folds
+
+            return train_folds(args, config, hooks)
         if args.resume is not None:
             result = resume(args.resume, **hooks)
         else:
@@ -196,7 +203,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if model.domain is None:
         _say(NO_GATE_NOTICE)
     _say(f"answered by {model.runtime}")
-    _emit(args, metrics, _metrics_text(metrics))
+    from core.subgroups import subgroup_text
+
+    _emit(args, metrics, _metrics_text(metrics) + subgroup_text(metrics))
     return 0
 
 
@@ -269,7 +278,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                  [p.path for p in predictions if not p.error], args.gradcam)
     if any(not p.error for p in predictions):
         _say(f"answered by {model.runtime}")
-    _emit(args, [asdict(p) for p in predictions], "\n".join(lines)
+    rows = [asdict(p) for p in predictions]
+    if args.similar is not None:  # the nearest training images (core.similar)
+        from core.similar import add_similar
+
+        lines += add_similar(model, predictions, rows, args.similar, args.similar_data,
+                             status=_say, on_progress=Progress("indexing training images"))
+    _emit(args, rows, "\n".join(lines)
           + "\n(research software, not a medical device)")
     return 1 if any(p.error for p in predictions) else 0
 
@@ -342,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(tr)
     tr.add_argument("--out", type=Path, default=None, help="run folder (default: per-user)")
     tr.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                    help="continue a stopped or killed run from its last completed epoch")
+                    help="continue a stopped or killed run from its last completed epoch "
+                    "(a cross-validation group, or one of its folds: its remaining folds)")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", parents=[common], help="metrics on a labelled folder")
@@ -387,9 +403,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--isic-csv", type=Path, default=None, metavar="OUT.csv",
                     help="also write the ISIC 2018 Task 3 submission format "
                     "(image,MEL,NV,BCC,AKIEC,BKL,DF,VASC), for the challenge's own scorer")
+    pr.add_argument("--similar", type=int, default=None, metavar="K",
+                    help="also list the K training images nearest to each classified image "
+                    "in the model's feature space (refused images get none)")
+    pr.add_argument("--similar-data", type=Path, default=None, metavar="DIR",
+                    help="the HAM10000 folder, to give the similar images' paths (a "
+                    "training run's own data folder is used when it exists)")
     pr.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER",
                     help="image files, or folders (searched recursively for images)")
     pr.set_defaults(func=cmd_predict)
+    from core.cli_compare import add_compare_parser  # it imports this module
+
+    add_compare_parser(sub, common)
     return parser
 
 
@@ -398,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_folders(args)  # a missing --data folder is said before TensorFlow loads
         return int(args.func(args))
     except CancelledError as exc:
         _say(f"stopped: {exc}")

@@ -98,6 +98,15 @@ class Classifier:
         """Class probabilities for a (n, size, size, 3) uint8 array, in batches."""
         return self.classify(images, batch_size, tta).probabilities
 
+    def features(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """The gate's penultimate features (n, d) float32 of the unflipped images: the
+        feature space the familiarity gate and `core.similar` work in."""
+        _, features = run_batches(self._views_call(), images, batch_size or self.default_batch,
+                                  False, len(self.info.classes))
+        if features is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(features, dtype=np.float32)
+
 
 @dataclass
 class LoadedModel(Classifier):

@@ -32,6 +32,7 @@ from gui.about import DISCLAIMER
 from gui.image_panel import ImagePanel
 from gui.plot_canvas import PlotCanvas
 from gui.settings import last_folder, remember_folder
+from gui.similar_cases import SimilarCasesPanel
 from gui.widgets import message_label
 
 CHUNK = 64
@@ -163,8 +164,14 @@ class ClassifyView(QWidget):
         upper.addWidget(self.image_panel)
         upper.addWidget(detail_widget)
         upper.setSizes([380, 620])
+        self.similar = SimilarCasesPanel()  # under the result: the nearest training images
+        result_part = QWidget()
+        result_layout = QVBoxLayout(result_part)
+        result_layout.setContentsMargins(0, 0, 0, 0)
+        result_layout.addWidget(upper, 1)
+        result_layout.addWidget(self.similar)
         lower = QSplitter(Qt.Orientation.Vertical)
-        lower.addWidget(upper)
+        lower.addWidget(result_part)
         lower.addWidget(self.table)
         lower.setSizes([520, 220])
         layout = QVBoxLayout(self)
@@ -251,6 +258,7 @@ class ClassifyView(QWidget):
                                  + "; ".join(p.error for p in failed[:3]))
         self.hint.hide()
         self.predictions = predictions
+        self.similar.reset()
         self.table.setRowCount(len(predictions))
         self.no_gate.setVisible(any(not p.error and p.domain_score is None
                                     for p in predictions))
@@ -277,12 +285,14 @@ class ClassifyView(QWidget):
     def _show(self, p: Prediction) -> None:
         if p.error or p.probabilities is None:
             self.result_label.setText(f"{Path(p.path).name}: {p.error}")
+            self.similar.hide_panel()
             return
         self.image_panel.show_file(p.path)
         refused = p.in_domain is False
         self.refusal.setVisible(refused)
         self.show_anyway.setVisible(refused)
         if refused:
+            self.similar.hide_panel()
             self.refusal.setText(refusal.TEXT[p.refusal])
             self.result_label.setText(refusal_detail(p))
             self.low_confidence.hide()
@@ -297,6 +307,7 @@ class ClassifyView(QWidget):
         self.low_confidence.setVisible(low)
         self.nevus_note.setVisible(p.label == "nv")  # the answer users see most
         self._plot(p)
+        self.similar.request(p.path)
 
     def _empty_chart(self) -> None:
         ax = self.chart.axes[0]

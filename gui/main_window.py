@@ -22,8 +22,9 @@ from gui.dataset_view import DatasetView
 from gui.evaluate_view import EvaluateView
 from gui.model_library import ModelLibrary
 from gui.models_view import ModelsView
-from gui.settings import app_settings
+from gui.settings import app_settings, ham10000_folder, remember_folder
 from gui.tasks import Task, TaskRunner
+from gui.theme import install_theme
 from gui.train_view import TrainView
 
 
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self.evaluate_view.export_report_requested.connect(self.export_report)
         self.classify_view.classify_requested.connect(self.classify_files)
         self.classify_view.image_panel.gradcam_requested.connect(self.explain_image)
+        self.classify_view.similar.requested.connect(self.find_similar)
         self.models_view.active_changed.connect(self.on_active_model)
         self.models_view.message.connect(self.show_message)
         self.models_view.load_requested.connect(self.load_model)
@@ -93,6 +95,8 @@ class MainWindow(QMainWindow):
         for index in range(self.tabs.count()):
             self._action(view_menu, self.tabs.tabText(index), f"Ctrl+{index + 1}",
                          partial(self.tabs.setCurrentIndex, index))
+        view_menu.addSeparator()
+        self.theme = install_theme(self, view_menu)  # the remembered theme, and View ▸ Theme
         train_menu = self.menuBar().addMenu("&Training")
         self._action(train_menu, "&Start", "Ctrl+R", self.train_view.start_clicked)
         self._action(train_menu, "S&top", "Ctrl+.", self.train_view.stop_clicked)
@@ -173,6 +177,8 @@ class MainWindow(QMainWindow):
         self.train_view.set_dataset(str(overview.summary["root"]),
                                     int(overview.summary["n_images"]))
         self.show_message(f"Dataset loaded: {overview.summary['n_images']} images")
+        if overview.summary.get("layout") == "ham10000":  # the similar cases' thumbnails
+            remember_folder("ham10000", str(overview.summary["root"]))
         health = self.dataset_view.health
         health.show_checking()
         task = self.tasks.start("dataset-modality", partial(work.check_dataset_modality,
@@ -323,7 +329,24 @@ class MainWindow(QMainWindow):
         self.tasks.run(task)
 
     @Slot(str)
+    def find_similar(self, path: str) -> None:
+        """The training images nearest to `path`, for the Classify view's panel."""
+        model = self.models.active()
+        panel = self.classify_view.similar
+        if model is None:
+            panel.show_error("no active model")
+            return
+        task = self.tasks.start("similar", partial(work.similar_task, model, path,
+                                                   ham10000_folder()))
+        task.worker.progress.connect(panel.set_progress)
+        task.worker.status.connect(panel.show_note)
+        task.worker.succeeded.connect(panel.show_cases)
+        task.worker.failed.connect(panel.show_error)
+        self.tasks.run(task)
+
+    @Slot(str)
     def on_active_model(self, description: str) -> None:
+        self.classify_view.similar.reset()
         self.classify_view.set_model_description(description)
         self.evaluate_view.set_model_description(description)
         active = self.models.active()

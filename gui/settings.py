@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSettings
 
 from core import paths
@@ -23,3 +25,10 @@ def remember_folder(key: str, folder: str) -> None:
     settings = app_settings()
     settings.setValue(f"folders/{key}", folder)
     settings.sync()
+
+
+def ham10000_folder() -> str:
+    """The HAM10000 folder last opened in the Dataset view ('' when none, or gone): the
+    Classify view's similar cases show its images."""
+    folder = last_folder("ham10000")
+    return folder if folder and Path(folder).is_dir() else ""

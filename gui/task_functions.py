@@ -89,6 +89,35 @@ def classify_task(model: Classifier, files: list[str], tta: bool | None,
     return results
 
 
+@dataclass
+class SimilarResult:
+    """The training images nearest to the image at `path`, with thumbnails where the
+    dataset folder is known (None per case otherwise)."""
+
+    path: str
+    cases: list[Any]  # core.similar.SimilarCase, best first
+    thumbnails: list[np.ndarray | None]
+    folder_known: bool
+
+
+def similar_task(model: Classifier, path: str, data_dir: str, ctx: TaskContext,
+                 k: int = 6) -> SimilarResult:
+    """`core.similar` for one image file (a run's index is built on first use, with
+    progress), and thumbnails of the cases whose files are known."""
+    from core.similar import similar_to_files
+
+    [cases] = similar_to_files(model, [path], k, data_dir=data_dir or None,
+                               on_progress=ctx.progress, should_stop=ctx.should_stop,
+                               status=ctx.status)
+    thumbnails: list[np.ndarray | None] = []
+    for case in cases:
+        try:
+            thumbnails.append(read_image(case.path, SAMPLE_PX, "center") if case.path else None)
+        except ImageError:
+            thumbnails.append(None)
+    return SimilarResult(path, cases, thumbnails, any(c.path for c in cases))
+
+
 def training_task(config: TrainConfig | None, resume_dir: str | None,
                   ctx: TaskContext) -> dict[str, Any]:
     """Run `core.training.train` (or `resume`) in a worker, forwarding hooks as events."""
@@ -108,6 +137,12 @@ def training_task(config: TrainConfig | None, resume_dir: str | None,
     hooks: dict[str, Any] = dict(on_epoch=ctx.event, on_batch=on_batch,
                                  should_stop=ctx.should_stop, on_status=ctx.status,
                                  on_load_progress=ctx.progress)
+    from core.cross_validation import run_cv, wants_cv
+
+    if wants_cv(config, resume_dir or None):  # K folds: one run each, then the summary
+        cv = run_cv(config, resume_dir or None, on_fold=ctx.event, **hooks)
+        return {"run_dir": str(cv.last_run), "metrics": cv.last_metrics, "stopped": cv.stopped,
+                "best_epoch": None, "cv": cv.summary, "group_dir": str(cv.group_dir)}
     if resume_dir:
         result = resume(resume_dir, **hooks)
     elif config is not None:

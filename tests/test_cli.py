@@ -188,3 +188,14 @@ def test_help_names_the_command_the_user_typed(argv0: str, shown: str,
     with pytest.raises(SystemExit):
         main(["--help"])
     assert capsys.readouterr().out.startswith(f"usage: {shown} ")
+
+
+@pytest.mark.parametrize("args", [["train", "--data", "/no/such/folder"],
+                                  ["evaluate", "--data", "/no/such/folder"]])
+def test_a_missing_data_folder_is_reported_before_tensorflow_loads(args: list[str]) -> None:
+    code = ("import sys; from core.cli import main; status = main(sys.argv[1:]); "
+            "print('tensorflow' in sys.modules, status)")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=os.environ.copy())
+    assert done.stdout.split() == ["False", "2"]
+    assert done.stderr.strip() == "error: /no/such/folder is not a folder"

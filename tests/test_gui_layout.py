@@ -50,6 +50,13 @@ def test_no_view_scrolls_sideways_or_cuts_a_word_at_either_size(
             fits = [] if window.width() <= size[0] and window.height() <= size[1] else [
                 f"the window cannot shrink below {window.width()}x{window.height()}"]
             seen[f"{window.tabs.tabText(index)} at {size[0]}x{size[1]}"] = fits + cut_off(window)
+            if window.tabs.currentWidget() is window.evaluate_view:  # its widest table too
+                inner = window.evaluate_view.tabs
+                inner.setCurrentWidget(window.evaluate_view.subgroups)
+                for _ in range(3):
+                    QApplication.processEvents()
+                seen[f"Evaluate ▸ Subgroups at {size[0]}x{size[1]}"] = cut_off(window)
+                inner.setCurrentIndex(0)
     assert {where: found for where, found in seen.items() if found} == {}
 
 

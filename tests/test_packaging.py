@@ -39,7 +39,8 @@ def test_the_wheel_holds_the_bundled_model_icons_and_both_commands(wheel: Path) 
     assert model.file_size == (ROOT / "resources" / "models" / "default.keras").stat().st_size
     assert {"resources/icons/app.png", "resources/skin-lesion-classifier.desktop",
             "core/cli.py", "gui/app.py", "resources/models/default.tflite",
-            "resources/models/default.tflite.json"} <= names  # the twin answers without TF
+            "resources/models/default.tflite.json",  # the twin answers without TF
+            "resources/models/default.similar.npz"} <= names  # the similar cases' index
     assert "[console_scripts]\nskin-lesion = core.cli:main" in entry_points
     assert "[gui_scripts]\nskin-lesion-app = gui.app:run_app" in entry_points
 
