@@ -87,9 +87,24 @@ def _truth_rows(layout: str, classes: list[str], wanted: Any, records: Any) -> l
         return [["image_name", "patient_id", "lesion_id", "target"],
                 *([i, patients.get(i, ""), lesion, str(int(dx == MELANOMA))]
                   for i, dx, lesion in triples)]
-    return [["image", *(c.upper() for c in classes), "lesion_id"],
-            *([i, *(("1.0" if dx == c else "0.0") for c in classes), lesion]
+    extra = [c for c in METADATA if c in records.columns]  # for evaluate's subgroup table
+    meta = records.set_index("image_id")[extra] if extra else None
+    return [["image", *(c.upper() for c in classes), "lesion_id", *extra],
+            *([i, *(("1.0" if dx == c else "0.0") for c in classes), lesion,
+               *(_cell(meta.at[i, c]) for c in extra)]  # type: ignore[union-attr]
               for i, dx, lesion in triples)]
+
+
+METADATA = ("dx_type", "age", "sex", "localization")
+
+
+def _cell(value: Any) -> str:
+    """A metadata value as the CSV holds it: empty when missing, ages without a stray .0."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 ISIC_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")  # the challenge's order

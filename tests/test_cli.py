@@ -148,11 +148,16 @@ def test_a_runs_test_part_exports_as_an_isic_folder_that_evaluates(
     assert sorted(exported.records["image_id"]) == sorted(test["image_id"])
     assert dict(zip(exported.records["image_id"], exported.records["dx"], strict=True)) == \
         dict(zip(test["image_id"], test["dx"], strict=True))
+    source = load_dataset(json.loads((run / "config.json").read_text())["data_dir"]).records
+    source = source.set_index("image_id").loc[exported.records["image_id"]]
+    for column in ("sex", "localization", "dx_type"):  # the subgroup table needs them
+        assert list(exported.records[column]) == list(source[column])
     for path in exported.records["path"]:
         with Image.open(path) as img:
             assert img.width == img.height == 15  # the synthetic frames are 20x15
-    assert main(["evaluate", "--model", str(tiny_model), "--data", str(out)]) == 0
-    assert capsys.readouterr().out.startswith("balanced accuracy:")
+    assert main(["evaluate", "--model", str(tiny_model), "--data", str(out), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert {row["column"] for row in evaluated["subgroups"]} >= {"sex", "localization"}
 
 
 def test_predict_without_a_model_uses_the_bundled_default(

@@ -30,8 +30,10 @@ BUNDLED_INDEX = index_path(BUNDLED_MODEL)
 
 @pytest.fixture()
 def run_model(tiny_model: Path, tmp_path: Path) -> Path:
-    """A copy of the tiny trained run (its index is cached in the copy, not the shared one)."""
+    """A copy of the tiny trained run without an index (one is built and cached in the copy,
+    not in the shared run, which other tests may already have indexed)."""
     shutil.copytree(tiny_model.parent, tmp_path / "run")
+    index_path(tmp_path / "run" / "model.keras").unlink(missing_ok=True)
     return tmp_path / "run" / "model.keras"
 
 
