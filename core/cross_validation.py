@@ -28,7 +28,7 @@ from typing import Any
 from core import paths
 from core.config import TrainConfig, from_json
 from core.errors import DatasetError
-from core.runs import CV_GROUP, RunFolder
+from core.runs import CV_GROUP, RunFolder, new_run_dir
 
 SUMMARY = "cv_summary.json"
 METRICS = ("balanced_accuracy", "melanoma_recall", "macro_auc", "accuracy")
@@ -78,16 +78,6 @@ def wants_cv(config: TrainConfig | None, resume_dir: str | Path | None) -> bool:
 def fold_dir(group: Path, fold: int) -> Path:
     """The run folder of fold `fold` (1-based) in `group`."""
     return group / f"fold{fold}"
-
-
-def new_group_dir(model: str, folds: int) -> Path:
-    """A fresh, uniquely named group folder under the per-user runs folder."""
-    base = paths.runs_dir() / f"{datetime.now():%Y%m%d-%H%M%S}-{model}-cv{folds}"
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
 
 
 def read_group(group: Path) -> dict[str, Any]:
@@ -151,7 +141,7 @@ def cross_validate(config: TrainConfig, *, out_dir: str | Path | None = None,
         raise DatasetError("cross-validation trains on one host: multi-worker is not offered")
     records = load_dataset(resolved.data_dir).records
     grouped_folds(records, resolved.folds, resolved.seed)  # too few lesions: said now
-    group = Path(out_dir) if out_dir else new_group_dir(resolved.model, resolved.folds)
+    group = Path(out_dir) if out_dir else new_run_dir(f"{resolved.model}-cv{resolved.folds}")
     group.mkdir(parents=True, exist_ok=True)
     paths.write_text_atomic(group / CV_GROUP, json.dumps(
         {"folds": resolved.folds, "grouped_by": fold_groups(records)[1],

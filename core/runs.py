@@ -37,6 +37,17 @@ class RunState:
     best_loss: float = math.inf  # the best monitored score so far (lower is better)
 
 
+
+def new_run_dir(name: str) -> Path:
+    """A fresh folder name under the per-user runs folder: a time stamp, then `name` (a run's
+    model, or a cross-validation group's model and fold count), numbered if it exists."""
+    base = paths.runs_dir() / f"{datetime.now():%Y%m%d-%H%M%S}-{name}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
 class RunFolder:
     """One training run's folder and every file in it."""
 

@@ -15,13 +15,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core import paths
 from core.backend import keras, release_memory, tf
 from core.checkpoints import BatchProgress, EpochResult, run_callback
 from core.config import MONITORS, TrainConfig
@@ -42,7 +40,7 @@ from core.pipeline import (
     make_split,
     optimizer,
 )
-from core.runs import RunFolder, RunState
+from core.runs import RunFolder, RunState, new_run_dir
 from core.splits import class_weights, parse_balance
 from core.stream import StreamedImages, stream_images
 from core.tensorboard_log import RunBoard
@@ -98,17 +96,6 @@ class _Models:
     inputs: np.ndarray | StreamedImages
     feature_mode: bool
     separate: bool = False  # fit_model is not (part of) model: its weights are copied back
-
-
-def new_run_dir(model: str) -> Path:
-    """A fresh, uniquely named folder under the per-user runs folder."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = paths.runs_dir() / f"{stamp}-{model}"
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
 
 
 # ----- phases ------------------------------------------------------------------------------
