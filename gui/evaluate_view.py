@@ -158,6 +158,7 @@ class EvaluateView(QWidget):
         self.title_label.setWordWrap(True)
         self.metrics_label = QLabel()
         self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
+        self.metrics_label.setWordWrap(True)  # the notes line grows with the refusals
         self.leaky_label = QLabel()
         self.leaky_label.setWordWrap(True)
         self.leaky_label.setStyleSheet(WARNING_STYLE)

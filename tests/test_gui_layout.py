@@ -34,7 +34,12 @@ def test_no_view_scrolls_sideways_or_cuts_a_word_at_either_size(
     drop_files(window.classify_view, images)
     qtbot.waitUntil(lambda: window.classify_view.table.rowCount() == len(images),
                     timeout=60000)
-    window.evaluate_view.show_evaluation(fake_evaluation(ham_dir))
+    evaluation = fake_evaluation(ham_dir)  # with the long notes line of a real evaluation
+    evaluation["metrics"].update(
+        ece=0.046, cohen_kappa=0.554, matthews_corrcoef=0.563, out_of_domain=8,
+        refused_by={"clinical": {"bcc": 1}, "unfamiliar": {"bcc": 3, "bkl": 2, "mel": 1,
+                                                          "nv": 1}})
+    window.evaluate_view.show_evaluation(evaluation)
     from core.paths import runs_dir
 
     shutil.copytree(tiny_model.parent, runs_dir() / "tiny-run")

@@ -85,6 +85,7 @@ def quick_shots(app: QApplication, win: MainWindow, out: Path, data: Path,
     win.tabs.setCurrentWidget(win.classify_view)
     win.classify_view.request([str(sorted(data.rglob("*.jpg"))[0])])
     wait(app, lambda: win.classify_view.result_label.text() != "", timeout=120)
+    wait(app, lambda: bool(win.classify_view.similar.cases), timeout=600)
     for (width, height), suffix in (((1280, 880), ""), ((1024, 700), "-1024x700")):
         win.setGeometry(0, 0, width, height)
         crop = (width, height) if suffix else None
@@ -100,6 +101,23 @@ def quick_shots(app: QApplication, win: MainWindow, out: Path, data: Path,
     view.runs.open_selected()
     win.evaluate_view.matrix.click_cell(0, 1)
     shot(app, out, "evaluate-confusion")
+
+
+def subgroup_shots(app: QApplication, win: MainWindow, out: Path, folder: Path) -> None:
+    """The bundled model evaluated on `folder` (e.g. its exported test part), Evaluate's
+    Subgroups tab, at 1280x880 and at 1024x700."""
+    if BUNDLED_MODEL.is_file():
+        win.models_view.activate(BUNDLED_MODEL)
+        wait(app, lambda: win.models.active_path() == BUNDLED_MODEL, timeout=120)
+    ev = win.evaluate_view
+    win.tabs.setCurrentWidget(ev)
+    win.evaluate_folder(str(folder))
+    wait(app, lambda: ev.subgroups.table.rowCount() > 0, timeout=900)
+    ev.tabs.setCurrentWidget(ev.subgroups)
+    for (width, height), suffix in (((1280, 880), ""), ((1024, 700), "-1024x700")):
+        win.setGeometry(0, 0, width, height)
+        shot(app, out, f"evaluate-subgroups{suffix}", (width, height) if suffix else None)
+    win.setGeometry(0, 0, 1280, 880)
 
 
 def refusal_shots(app: QApplication, win: MainWindow, out: Path, files: list[Path]) -> None:
@@ -143,6 +161,8 @@ def main() -> int:
     parser.add_argument("--theme", choices=["system", "light", "dark"], default="system",
                         help="force a theme; light and dark end each file name with -light "
                         "or -dark")
+    parser.add_argument("--subgroups", type=Path, default=None, metavar="TEST_DIR",
+                        help="only the Subgroups tab, the bundled model evaluated on TEST_DIR")
     parser.add_argument("--quick", action="store_true",
                         help="only Train and Classify, at the default size and at 1024x700")
     args = parser.parse_args()
@@ -161,6 +181,10 @@ def main() -> int:
         refusal_shots(app, win, args.out, args.refusals)
         if args.health:
             health_shots(app, win, args.out, args.health)
+        win.close()
+        return 0
+    if args.subgroups:
+        subgroup_shots(app, win, args.out, args.subgroups)
         win.close()
         return 0
     if args.quick:
@@ -214,6 +238,7 @@ def main() -> int:
     win.tabs.setCurrentWidget(win.classify_view)
     win.classify_view.request([str(p) for p in images])
     wait(app, lambda: win.classify_view.result_label.text() != "", timeout=120)
+    wait(app, lambda: bool(win.classify_view.similar.cases), timeout=600)
     shot(app, args.out, "classify-one")
     panel = win.classify_view.image_panel
     panel.gradcam_check.setChecked(True)
