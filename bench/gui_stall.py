@@ -1,19 +1,24 @@
 """Benchmark: how long the GUI thread stalls while the real app loads TensorFlow and trains.
 
-    python bench/gui_stall.py [--data DIR | --synthetic 40] [--model cnn] [--epochs 1] [--json]
+    python bench/gui_stall.py [--data DIR | --synthetic 40] [--model cnn] [--epochs 1]
+        [--in-process] [--json]
 
 Each repeat is a fresh process: an offscreen QApplication and `gui.main_window.MainWindow`,
 with a precise QTimer firing every `--tick-ms` (10) ms in the GUI thread; its lateness is the
 actual interval minus the nominal one. First the app's start-up load runs
 (`window.start_background_loading()` until `startup_done`: the bundled model through its
-LiteRT twin, without TensorFlow; `--no-preload` skips it), and the training worker imports
-TensorFlow itself, then a real training through the Train view
-(`set_dataset`, model and epochs in its settings, `start_clicked()`), until `is_running()`
-is False, or `--seconds` pass, then `stop_clicked()` and wait.
+LiteRT twin, without TensorFlow; `--no-preload` skips it), then the Train tab is opened (phase
+train-tab: its curves' figure is made when it first shows), then a real training through the
+Train view (`set_dataset`, model and epochs in its settings, `start_clicked()`), until
+`is_running()` is False, or `--seconds` pass, then `stop_clicked()` and wait. As the app
+does by default, the training worker starts a child process that imports TensorFlow and
+trains (`core.child_process`); `--in-process` measures the old way instead
+(`SKIN_LESION_TRAIN_IN_PROCESS=1`: the worker thread imports TensorFlow and trains).
 
 Reported: the longest stall, the 99th percentile of lateness, the count of stalls over
-100 ms, and the same per phase (starting, loading, building, features, training, evaluating,
-saving, idle, or another task's name such as backend or load-model), timed from the workers'
+100 ms, and the same per phase (starting, importing (TensorFlow), loading, building,
+features, training, evaluating, saving, idle, or another task's name such as backend or
+load-model), timed from the workers'
 status messages; a tick interval is charged to the phase that covers most of it.
 Figures are medians over `--repeats`.
 Without `--data` a synthetic HAM10000-layout set is made (`--synthetic`, 40 per class).
@@ -34,7 +39,8 @@ from _common import median, percentile, print_table, resolve_data, run_child
 
 STALL_MS = 100.0
 PHASES = (  # (substring of a training worker's status line, phase that starts there)
-    ("reading dataset", "loading"), ("decoding", "loading"), ("building", "building"),
+    ("Loading TensorFlow", "importing"), ("reading dataset", "loading"),
+    ("decoding", "loading"), ("building", "building"),
     ("backbone", "features"), ("training on", "training"), ("evaluating", "evaluating"),
     ("saved run", "saving"),
 )
@@ -128,13 +134,17 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         view.settings.weights_edit.setText(args.weights)
 
     deadline = time.monotonic() + args.seconds
-    state = {"started": False, "stopping": False}
+    state = {"tab": False, "started": False, "stopping": False}
 
     def poll() -> None:
         if not state["started"]:
-            if window.startup_done or args.no_preload:
+            if state["tab"]:  # one poll after the tab showed, as a user clicks Start
                 state["started"] = True
                 view.start_clicked()
+            elif window.startup_done or args.no_preload:
+                state["tab"] = True  # a user opens the Train tab first: its curves appear
+                mark("train-tab")
+                window.tabs.setCurrentWidget(view)
             elif time.monotonic() > deadline:
                 app.quit()
             return
@@ -194,6 +204,8 @@ def main() -> int:
     parser.add_argument("--tick-ms", type=int, default=10)
     parser.add_argument("--no-preload", action="store_true",
                         help="do not load TensorFlow in the background before training")
+    parser.add_argument("--in-process", action="store_true",
+                        help="train in the GUI process's worker thread, not a child process")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -220,12 +232,15 @@ def main() -> int:
             home.mkdir()
             runs.append(run_child(argv, env={"QT_QPA_PLATFORM": "offscreen",
                                              "SKIN_LESION_HOME": str(home),
-                                             "TF_CPP_MIN_LOG_LEVEL": "3"},
+                                             "TF_CPP_MIN_LOG_LEVEL": "3",
+                                             "SKIN_LESION_TRAIN_IN_PROCESS":
+                                                 "1" if args.in_process else "0"},
                                   timeout=args.seconds + 900))
     phases = list(dict.fromkeys(p for r in runs for p in r["per_phase"]))
     result: dict[str, Any] = {
         "data": described, "model": args.model, "epochs": args.epochs,
         "repeats": args.repeats, "preload": not args.no_preload, "tick_ms": args.tick_ms,
+        "training": "in the GUI process" if args.in_process else "in a child process",
         "seconds": median(r["seconds"] for r in runs),
         "max_stall_ms": median(r["max_ms"] for r in runs),
         "p99_ms": median(r["p99_ms"] for r in runs),
@@ -241,7 +256,8 @@ def main() -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"GUI-thread stalls with a {args.tick_ms} ms timer: {args.model}, {args.epochs} "
-          f"epoch(s) on {described}; median of {args.repeats} run(s), "
+          f"epoch(s) on {described}, training {result['training']}; median of "
+          f"{args.repeats} run(s), "
           f"{result['seconds']:.1f} s each; finished {result['finished_runs']}/{args.repeats}")
     rows = [{"phase": "all", "ticks": sum(r["ticks"] for r in runs) / len(runs),
              "max_ms": result["max_stall_ms"], "p99_ms": result["p99_ms"],

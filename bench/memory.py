@@ -1,7 +1,7 @@
 """Benchmark: peak resident memory of the app and of the heavy jobs, each in a fresh process.
 
     python bench/memory.py --data ../shared/datasets/ham10000 [--scenarios app,load,train,runs]
-        [--load-size 128] [--runs 5] [--runs-images 500] [--repeats 5] [--json]
+        [--load-size 128] [--runs 5] [--runs-images 500] [--child-process] [--repeats 5] [--json]
 
 Scenarios (each repeat of each is a fresh subprocess with a temporary SKIN_LESION_HOME;
 peak = `resource.getrusage(RUSAGE_SELF).ru_maxrss`, current = VmRSS from /proc/self/status):
@@ -14,7 +14,11 @@ peak = `resource.getrusage(RUSAGE_SELF).ru_maxrss`, current = VmRSS from /proc/s
          study's resample:500 by default);
   runs   `--runs` (5) consecutive short trainings in one process (CNN, 1 epoch, 32 px, no
          balancing, on a random `--runs-images` subset), each in a new thread as the app does,
-         VmRSS after each run, to show whether memory grows from run to run.
+         VmRSS after each run, to show whether memory grows from run to run. With
+         `--child-process` the offscreen MainWindow starts the same runs from its Train view,
+         each in a child process as the app trains by default (`core.child_process`): the
+         VmRSS is the window's process's, which never imports TensorFlow; the largest
+         child's peak is reported beside it.
 Figures are medians over `--repeats`. Without `--data` the shared HAM10000 copy is used when
 present, else a synthetic set (`--synthetic N` forces one with N images per class).
 """
@@ -101,8 +105,64 @@ def child_train(args: argparse.Namespace) -> dict[str, Any]:
             "peak_mib": peak_rss_mib(), "rss_mib": vm_rss_mib()}
 
 
+def child_app_runs(args: argparse.Namespace) -> dict[str, Any]:
+    """`--child-process`: the offscreen MainWindow trains `--runs` times from its Train view,
+    each run in a child process as the app does; VmRSS of the window's process after each."""
+    import resource
+
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([sys.argv[0]])
+    from gui.main_window import MainWindow
+
+    def spin(seconds: float, until: Any = None) -> None:
+        end = time.monotonic() + seconds
+        loop = QEventLoop()
+        while time.monotonic() < end and not (until and until()):
+            QTimer.singleShot(20, loop.quit)
+            loop.exec()
+
+    window = MainWindow()
+    window.show()
+    view = window.train_view
+    window.tabs.setCurrentWidget(view)
+    view.set_dataset(args.data)
+    view.settings.select(view.settings.model_box, "cnn")
+    view.settings.size_spin.setValue(32)
+    view.settings.epochs_spin.setValue(1)
+    view.settings.select(view.settings.balance_box, "none")
+    spin(1.0)
+    before = vm_rss_mib()
+    rss, peaks, seconds = [], [], []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        view.start_clicked()
+        # the run, then what the window does after it (the first model becomes active)
+        spin(1800, lambda: not view.is_running() and not window.tasks.running())
+        last = view.log.toPlainText().splitlines()[-1]
+        if "Run finished" not in last:
+            raise RuntimeError(f"the run did not finish: {last}")
+        seconds.append(time.perf_counter() - t0)
+        spin(0.5)
+        rss.append(vm_rss_mib())
+        peaks.append(peak_rss_mib())
+    out = {"after_import_rss_mib": before, "rss_after_each_mib": rss,
+           "peak_after_each_mib": peaks, "seconds_each": seconds,
+           "growth_mib": rss[-1] - rss[0],
+           "growth_per_run_mib": (rss[-1] - rss[0]) / max(1, len(rss) - 1),
+           "tensorflow_imported": "tensorflow" in sys.modules,
+           "child_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    window.close()
+    app.processEvents()
+    return out
+
+
 def child_runs(args: argparse.Namespace) -> dict[str, Any]:
-    """Several short trainings in one process, each in a new thread; VmRSS after each."""
+    """Several short trainings in one process, each in a new thread; VmRSS after each
+    (`--child-process`: `child_app_runs`)."""
+    if args.child_process:
+        return child_app_runs(args)
     from core.backend import keras
     from core.training import TrainConfig, train
 
@@ -132,7 +192,7 @@ def child_runs(args: argparse.Namespace) -> dict[str, Any]:
     return {"after_import_rss_mib": after_import, "rss_after_each_mib": rss,
             "peak_after_each_mib": peaks, "seconds_each": seconds,
             "growth_mib": rss[-1] - rss[0], "growth_per_run_mib": (rss[-1] - rss[0])
-            / max(1, len(rss) - 1)}
+            / max(1, len(rss) - 1), "tensorflow_imported": True, "child_peak_mib": 0.0}
 
 
 CHILDREN = {"app": child_app, "load": child_load, "train": child_train, "runs": child_runs}
@@ -164,6 +224,9 @@ def main() -> int:
                         help="balancing of the train scenario (the study's by default)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--runs-images", type=int, default=500, help="0: the whole dataset")
+    parser.add_argument("--child-process", action="store_true",
+                        help="runs: train each run in a child process, as the app does, and "
+                        "measure the parent")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--child", choices=SCENARIOS, help=argparse.SUPPRESS)
@@ -186,6 +249,8 @@ def main() -> int:
                     "--idle-seconds", str(args.idle_seconds), "--load-size",
                     str(args.load_size), "--runs", str(args.runs),
                     "--train-balance", args.train_balance]
+            if args.child_process:
+                argv.append("--child-process")
             per_repeat = []
             for i in range(args.repeats):
                 home = Path(tmp) / f"home-{name}-{i}"
@@ -225,8 +290,14 @@ def main() -> int:
                            ("rss", "RSS after", ".0f"), ("note", "note", "")])
     if "runs" in results:
         r = results["runs"]
-        print(f"\n{args.runs} consecutive trainings in one process (after TF import: "
-              f"{r['after_import_rss_mib']:.0f} MiB):")
+        if args.child_process:
+            print(f"\n{args.runs} consecutive trainings, each in a child process; the "
+                  f"parent's memory (before run 1: {r['after_import_rss_mib']:.0f} MiB; "
+                  f"TensorFlow imported in the parent: {r['tensorflow_imported']}; largest "
+                  f"child's peak: {r['child_peak_mib']:.0f} MiB):")
+        else:
+            print(f"\n{args.runs} consecutive trainings in one process (after TF import: "
+                  f"{r['after_import_rss_mib']:.0f} MiB):")
         print_table([{"run": i + 1, "rss": v, "peak": p, "s": s} for i, (v, p, s) in
                      enumerate(zip(r["rss_after_each_mib"], r["peak_after_each_mib"],
                                    r["seconds_each"], strict=True))],

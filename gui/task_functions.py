@@ -8,14 +8,12 @@ starts them, through `gui.tasks.TaskRunner` (at most one task of each kind).
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.checkpoints import BatchProgress
 from core.config import TrainConfig
 from core.dataset import load_dataset, summarize
 from core.errors import CancelledError, ImageError, ModelError
@@ -30,7 +28,6 @@ SAMPLES_PER_CLASS = 6
 SAMPLE_PX = 96
 CHECK_PX = 32  # every image is decoded once at this size so unreadable ones are found
 CHUNK = 64  # images classified between stop checks and progress reports
-BATCH_EVENT_INTERVAL_S = 0.05  # enough for a smooth bar without flooding the GUI thread
 
 
 @dataclass
@@ -120,37 +117,14 @@ def similar_task(model: Classifier, path: str, data_dir: str, ctx: TaskContext,
 
 def training_task(config: TrainConfig | None, resume_dir: str | None,
                   ctx: TaskContext) -> dict[str, Any]:
-    """Run `core.training.train` (or `resume`) in a worker, forwarding hooks as events."""
-    if "tensorflow" not in sys.modules:
-        ctx.status("Loading TensorFlow…")
-    from core.training import resume, train
+    """Train (or resume) in a child process that the worker relays
+    (`core.child_process`), so the GUI process never imports TensorFlow for training; in
+    this process when `SKIN_LESION_TRAIN_IN_PROCESS=1`. Same events and result either way."""
+    from core import child_process
 
-    last = 0.0
-
-    def on_batch(progress: BatchProgress) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if progress.batch == progress.batches or now - last >= BATCH_EVENT_INTERVAL_S:
-            last = now
-            ctx.event(progress)
-
-    hooks: dict[str, Any] = dict(on_epoch=ctx.event, on_batch=on_batch,
-                                 should_stop=ctx.should_stop, on_status=ctx.status,
-                                 on_load_progress=ctx.progress)
-    from core.cross_validation import run_cv, wants_cv
-
-    if wants_cv(config, resume_dir or None):  # K folds: one run each, then the summary
-        cv = run_cv(config, resume_dir or None, on_fold=ctx.event, **hooks)
-        return {"run_dir": str(cv.last_run), "metrics": cv.last_metrics, "stopped": cv.stopped,
-                "best_epoch": None, "cv": cv.summary, "group_dir": str(cv.group_dir)}
-    if resume_dir:
-        result = resume(resume_dir, **hooks)
-    elif config is not None:
-        result = train(config, **hooks)
-    else:
-        raise ValueError("training_task needs a config or a run folder to resume")
-    return {"run_dir": str(result.run_dir), "metrics": result.metrics,
-            "stopped": result.stopped, "best_epoch": result.best_epoch}
+    if child_process.in_process():
+        return child_process.run_training(config, resume_dir, ctx)
+    return child_process.run_training_in_child(config, resume_dir, ctx)
 
 
 @dataclass

@@ -332,6 +332,7 @@ class TrainView(QWidget):
         self.batch_bar.setFormat(message[:80])
         self._log(f"Training did not finish: {message}")
         self.time_label.setText(f"Stopped after {_clock(time.monotonic() - self._run_started)}")
+        self.runs.refresh()  # a run that died keeps its last epoch: listed as resumable
         self.below.setCurrentWidget(self.log)
         self.message.emit(f"Training did not finish: {message}")
 

@@ -28,6 +28,13 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(autouse=True)
+def train_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app trains in a child process; most GUI tests train in theirs (a TensorFlow child
+    costs seconds per run). `tests/test_training_process.py` runs the child path."""
+    monkeypatch.setenv("SKIN_LESION_TRAIN_IN_PROCESS", "1")
+
+
+@pytest.fixture(autouse=True)
 def modality_check_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """Synthetic test images are not dermoscopic: the shipped modality check would refuse
     them all. Tests of the check itself use the `modality_check_on` fixture."""
