@@ -7,6 +7,7 @@ split 80/20 at random, so copies of one image land on both sides and the score i
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,16 +22,73 @@ LEAKY_WARNING = ("seed-leaky reproduces the study's protocol: classes are resamp
                  "80/20 split, so copies of one image sit on both sides and scores are inflated")
 
 
+def stratified_group_folds(labels: np.ndarray, groups: np.ndarray, n_splits: int,
+                           seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, test) positions of `StratifiedGroupKFold(n_splits, shuffle=True,
+    random_state=seed).split(X, labels, groups)`, fold by fold: the same folds, bit for bit.
+
+    scikit-learn (1.9) assigns the groups greedily, each to the fold that keeps the class
+    shares most even, trying every fold with its own `np.std` call: on HAM10000's 7,470
+    lesions that took 4.5 s of a 6.4 s warm start to the first batch (docs/benchmarks.md).
+    Here one `np.std` over the stacked candidates scores them all at once (the same floating-
+    point operations in the same order, so the same scores) and the tie rule's `np.isclose`
+    is written out for Python floats; tests/test_splits_metrics.py compares the two.
+    Raises ValueError as scikit-learn does when no class has `n_splits` members or there are
+    fewer groups than folds.
+    """
+    rng = np.random.RandomState(seed)
+    _, y_inv, y_cnt = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    if np.all(n_splits > y_cnt):
+        raise ValueError(f"n_splits={n_splits} cannot be greater than the number of members "
+                         "in each class.")
+    _, groups_inv, groups_cnt = np.unique(np.asarray(groups), return_inverse=True,
+                                          return_counts=True)
+    y_inv, groups_inv = y_inv.reshape(-1), groups_inv.reshape(-1)
+    if n_splits > len(groups_cnt):
+        raise ValueError(f"Cannot have number of splits n_splits={n_splits} greater than the "
+                         f"number of groups: {len(groups_cnt)}.")
+    n_classes = len(y_cnt)
+    per_group = np.zeros((len(groups_cnt), n_classes))
+    np.add.at(per_group, (groups_inv, y_inv), 1)
+    perm = np.arange(len(groups_cnt))
+    rng.shuffle(perm)
+    per_group = per_group[perm]
+    inv_perm = np.empty_like(perm)
+    inv_perm[perm] = np.arange(perm.size)
+    groups_inv = inv_perm[groups_inv]
+    order = np.argsort(-np.std(per_group, axis=1), kind="stable")
+    per_fold = np.zeros((n_splits, n_classes))
+    fold_of_group = np.empty(len(groups_cnt), dtype=np.int64)
+    diagonal = np.arange(n_splits)
+    shares = y_cnt.reshape(1, 1, -1)
+    candidates = np.empty((n_splits, n_splits, n_classes))
+    for group in order:
+        counts = per_group[group]
+        candidates[:] = per_fold  # candidate i: the folds with this group added to fold i
+        candidates[diagonal, diagonal] += counts
+        scores = np.mean(np.std(candidates / shares, axis=1), axis=1).tolist()
+        sizes = per_fold.sum(axis=1).tolist()
+        best, min_eval, min_size = 0, math.inf, math.inf
+        for i, (score, size) in enumerate(zip(scores, sizes, strict=True)):
+            close = (abs(score - min_eval) <= 1e-08 + 1e-05 * abs(min_eval)
+                     and math.isfinite(min_eval)) or score == min_eval  # np.isclose
+            if score < min_eval or (close and size < min_size):
+                best, min_eval, min_size = i, score, size
+        per_fold[best] += counts
+        fold_of_group[group] = best
+    folds = fold_of_group[groups_inv]
+    return [(np.flatnonzero(folds != i), np.flatnonzero(folds == i)) for i in range(n_splits)]
+
+
 def _hold_out(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split row positions of `frame` into (rest, held-out), grouped by lesion."""
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+    from sklearn.model_selection import GroupShuffleSplit
 
     n_splits = max(2, round(1 / fraction))
     groups, labels = frame["lesion_id"].to_numpy(), frame["dx"].to_numpy()
     smallest = frame.groupby("dx")["lesion_id"].nunique().min()
     if smallest >= n_splits:
-        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        rest, held = next(folds.split(frame, labels, groups))
+        rest, held = stratified_group_folds(labels, groups, n_splits, seed)[0]
     else:  # too few lesions in some class to stratify: still grouped, not stratified
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         rest, held = next(splitter.split(frame, labels, groups))
@@ -134,21 +192,14 @@ def grouped_folds(records: pd.DataFrame, k: int,
                   seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
     """K (train, test) row positions, stratified by dx and grouped by `fold_groups`: no
     lesion (or patient) is in two test parts, and every row is in exactly one."""
-    import warnings
-
-    from sklearn.model_selection import StratifiedGroupKFold
-
     groups, kind = fold_groups(records)
     if len(np.unique(groups)) < max(k, 3):
         raise DatasetError(f"{k}-fold cross-validation needs at least {max(k, 3)} distinct "
                            f"{kind}s; this dataset has {len(np.unique(groups))}")
-    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():  # a class with fewer than k images misses some folds
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            return list(folds.split(np.zeros(len(records)), records["dx"].to_numpy(), groups))
-        except ValueError as exc:
-            raise DatasetError(f"{k}-fold cross-validation: {exc}") from exc
+    try:  # a class with fewer than k images misses some folds (no warning, unlike sklearn)
+        return stratified_group_folds(records["dx"].to_numpy(), groups, k, seed)
+    except ValueError as exc:
+        raise DatasetError(f"{k}-fold cross-validation: {exc}") from exc
 
 
 def split_fold(records: pd.DataFrame, k: int, fold: int, *, val_fraction: float = 0.15,
@@ -157,7 +208,7 @@ def split_fold(records: pd.DataFrame, k: int, fold: int, *, val_fraction: float 
     the fold's held-out part is the test part, and `val_fraction` of all groups is held
     out of the rest (grouped, and stratified where each class has enough groups)."""
     import pandas as pd
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+    from sklearn.model_selection import GroupShuffleSplit
 
     if not 1 <= fold <= k:
         raise DatasetError(f"fold must be between 1 and {k}, not {fold}")
@@ -169,10 +220,9 @@ def split_fold(records: pd.DataFrame, k: int, fold: int, *, val_fraction: float 
     n_splits = max(2, round(1 / fraction))
     per_class = pd.Series(groups).groupby(labels).nunique()
     if per_class.min() >= n_splits:
-        splitter: StratifiedGroupKFold | GroupShuffleSplit = StratifiedGroupKFold(
-            n_splits=n_splits, shuffle=True, random_state=seed + 1)
+        _, val = stratified_group_folds(labels, groups, n_splits, seed + 1)[0]
     else:  # too few groups in some class to stratify: still grouped
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed + 1)
-    _, val = next(splitter.split(np.zeros(len(rest)), labels, groups))
+        _, val = next(splitter.split(np.zeros(len(rest)), labels, groups))
     subset.iloc[rest[val]] = "val"
     return subset
