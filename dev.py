@@ -70,7 +70,11 @@ def main(argv: list[str]) -> int:
         args = [str(PYTHON), str(ROOT / "main.py"), *rest]
     else:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        args = [str(PYTHON), "-m", "pytest", *rest]
+        # two workers (one per core of the CI machine); a file's tests stay on one worker,
+        # so its module fixtures are built once
+        workers = [] if any(a == "-n" or a.startswith("-n") for a in rest) else [
+            "-n", "2", "--dist", "loadfile"]
+        args = [str(PYTHON), "-m", "pytest", *workers, *rest]
     return subprocess.call(args, cwd=ROOT)
 
 
