@@ -10,24 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from core.cli import Progress, _add_runtime, _emit, _say
+from core.compare import format_delta, format_value
 
 DESCRIPTION = ("Classify the same images with two models (run folders or model files) and "
                "test whether B differs from A beyond noise: balanced accuracy and melanoma "
                "recall with paired lesion-resampled bootstrap 95% CIs, and McNemar's exact "
                "test on per-image correctness. Without --data, the images are the test part "
                "of the first run's split.")
-
-
-def _num(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def _delta(value: float | None, ci: Any) -> str:
-    if value is None or ci is None:
-        return "n/a"
-    return f"{_num(value, True)} ({ci[0]:+.3f} to {ci[1]:+.3f})"
 
 
 def comparison_text(data: dict[str, Any]) -> str:
@@ -43,8 +32,8 @@ def comparison_text(data: dict[str, Any]) -> str:
              f"images: {r['n_images']}, {data['part']} ({data['data']}); "
              f"CIs resample {r['n_units']} {unit}",
              f"{'':18s} {'A':>6s} {'B':>6s}  B - A (95% CI)"]
-    lines += [f"{name:18s} {_num(pair[0]):>6s} {_num(pair[1]):>6s}  {_delta(delta, ci)}"
-              for name, pair, delta, ci in rows]
+    lines += [f"{name:18s} {format_value(pair[0]):>6s} {format_value(pair[1]):>6s}  "
+              f"{format_delta(delta, ci)}" for name, pair, delta, ci in rows]
     lines.append(f"McNemar exact test: A right/B wrong {r['a_right_b_wrong']}, "
                  f"A wrong/B right {r['a_wrong_b_right']}, p = {r['mcnemar_p']:.4g}")
     for name, seen in zip("AB", data["seen_in_training"], strict=True):

@@ -76,6 +76,20 @@ class Comparison:
         return asdict(self)
 
 
+def format_value(value: float | None, signed: bool = False) -> str:
+    """A comparison figure as the CLI and the Compare dialog print it ("n/a" when undefined)."""
+    if value is None:
+        return "n/a"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def format_delta(value: float | None, ci: Any) -> str:
+    """A difference B - A with its 95% CI, e.g. "+0.052 (+0.021 to +0.083)"."""
+    if value is None or ci is None:
+        return "n/a"
+    return f"{format_value(value, True)} ({ci[0]:+.3f} to {ci[1]:+.3f})"
+
+
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, int, float]:
     """(A right/B wrong, A wrong/B right, two-sided exact McNemar p) on per-image correctness."""
     from scipy.stats import binomtest

@@ -22,29 +22,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.tasks import Task, TaskContext, TaskRunner
+from core.compare import format_delta, format_value
+from gui.task_functions import paired_test_task
+from gui.tasks import Task, TaskRunner
 
 TASK = "paired-test"
 COLUMNS = ("A", "B", "B − A (95% CI)")
-
-
-def paired_test_task(run_a: Path, run_b: Path, ctx: TaskContext) -> dict[str, Any]:
-    """Compare the two runs on the first one's test part (worker thread: no Qt calls)."""
-    from core.compare import compare_models
-
-    ctx.status("Loading the models…")
-    return compare_models(run_a, run_b, on_progress=ctx.progress, status=ctx.status,
-                          should_stop=ctx.should_stop).to_dict()
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _delta(value: float | None, ci: Any) -> str:
-    if value is None or ci is None:
-        return "n/a"
-    return f"{value:+.3f} ({ci[0]:+.3f} to {ci[1]:+.3f})"
 
 
 class PairedTestPanel(QWidget):
@@ -162,7 +145,8 @@ class PairedTestPanel(QWidget):
         self.table.setRowCount(len(rows))
         self.table.setVerticalHeaderLabels([name for name, *_ in rows])
         for row, (_, pair, delta, ci) in enumerate(rows):
-            for col, text in enumerate((_num(pair[0]), _num(pair[1]), _delta(delta, ci))):
+            texts = (format_value(pair[0]), format_value(pair[1]), format_delta(delta, ci))
+            for col, text in enumerate(texts):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         warnings = "".join(f" Warning: {seen} of these images were used to train {name}."
                            for name, seen in zip("AB", data["seen_in_training"], strict=True)

@@ -213,3 +213,12 @@ def export_model_task(path: Path, fmt: str, target: Path, ctx: TaskContext) -> s
 
     ctx.status(f"Loading {path.name} to export it…")
     return str(export_model(load_model(path), fmt, target, status=ctx.status))
+
+
+def paired_test_task(run_a: Path, run_b: Path, ctx: TaskContext) -> dict[str, Any]:
+    """The Compare dialog's paired test of two runs on the first one's test part."""
+    from core.compare import compare_models
+
+    ctx.status("Loading the models…")
+    return compare_models(run_a, run_b, on_progress=ctx.progress, status=ctx.status,
+                          should_stop=ctx.should_stop).to_dict()

@@ -6,6 +6,7 @@ import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,20 @@ def tiny_model(ham_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
                          balance="none")
     result = train(config, out_dir=tmp_path_factory.mktemp("tiny-run") / "run")
     return result.run_dir / "model.keras"
+
+
+@pytest.fixture()
+def window(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The app's main window, shown, answering Yes to its questions; its tasks stopped after
+    the test (test files that need another window define their own `window`)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from gui.main_window import MainWindow
+
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.tasks.stop_all()

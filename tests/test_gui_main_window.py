@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
 from core.classes import full_name
 from gui.main_window import MainWindow
@@ -16,17 +15,6 @@ from tests.gui_helpers import drop_files
 from tests.synthetic import CLASS_COLOURS, make_image
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def window(qtbot, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda *a, **k: QMessageBox.StandardButton.Yes)
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.tasks.stop_all()
 
 
 def activate(qtbot, win: MainWindow, model: Path) -> None:

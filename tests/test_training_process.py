@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from gui.main_window import MainWindow
 
@@ -32,17 +32,6 @@ TIMEOUT_MS = 180000  # a spawned child imports TensorFlow first: slow on a busy 
 def train_in_child(monkeypatch: pytest.MonkeyPatch) -> None:
     """The app's default: no SKIN_LESION_TRAIN_IN_PROCESS."""
     monkeypatch.delenv("SKIN_LESION_TRAIN_IN_PROCESS", raising=False)
-
-
-@pytest.fixture()
-def window(qtbot, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(QMessageBox, "question",
-                        lambda *a, **k: QMessageBox.StandardButton.Yes)
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.tasks.stop_all()
 
 
 def start_training(win: MainWindow, data: Path | str, epochs: int) -> None:
