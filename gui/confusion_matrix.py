@@ -8,8 +8,8 @@ import numpy as np
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from gui.figure_colours import KEEP_COLOUR
 from gui.plot_canvas import PlotCanvas
-from gui.theme import KEEP_COLOUR
 
 
 class PlotPanel(QWidget):

@@ -20,11 +20,11 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QMenu, QWidget
 
+from gui.figure_colours import colour_figure
 from gui.settings import app_settings
 
 THEMES = {"system": "&System", "light": "&Light", "dark": "&Dark"}
 SETTING = "view/theme"
-KEEP_COLOUR = "keep-colour"  # the gid of a matplotlib text whose colour the theme keeps
 
 # foreground colours written for a light background -> their dark-background twins
 DARK_TWINS = {"#555": "#b4b4b4", "#666": "#aaaaaa", "#a15c00": "#f0a35a",
@@ -200,44 +200,18 @@ def _mpl(colour: QColor) -> str:
     return str(colour.name())
 
 
-def _text_role(text: Any) -> str:
-    """'fg' for a text drawn black (matplotlib's default), 'muted' for a grey one, '' for a
-    coloured text or one marked KEEP_COLOUR; decided once, from its first colour."""
-    role = getattr(text, "_theme_role", None)
-    if role is None:
-        from matplotlib.colors import to_rgba
-
-        red, green, blue, _ = to_rgba(text.get_color())
-        role = ""
-        if text.get_gid() != KEEP_COLOUR and red == green == blue:
-            role = "fg" if red <= 0.2 else "muted" if red < 0.8 else ""
-        text._theme_role = role
-    return str(role)
-
-
-def style_figure(figure: Any, palette: QPalette) -> None:
-    """Colour `figure` from `palette`: backgrounds, spines, ticks and the default-coloured
-    texts (titles, labels, tick labels, legends, notes)."""
-    from matplotlib.text import Text
-
+def figure_colours(palette: QPalette) -> dict[str, str]:
+    """The four colours `gui.figure_colours.colour_figure` needs, from `palette`."""
     window = palette.color(QPalette.ColorRole.Window)
     fg = palette.color(QPalette.ColorRole.WindowText)
     muted = QColor.fromRgbF(0.6 * fg.redF() + 0.4 * window.redF(),
                             0.6 * fg.greenF() + 0.4 * window.greenF(),
                             0.6 * fg.blueF() + 0.4 * window.blueF())
-    colours = {"fg": _mpl(fg), "muted": _mpl(muted)}
-    base = _mpl(palette.color(QPalette.ColorRole.Base))
-    figure.set_facecolor(_mpl(window))
-    for ax in figure.axes:
-        ax.set_facecolor(base)
-        for spine in ax.spines.values():
-            spine.set_edgecolor(colours["muted"])
-        ax.tick_params(which="both", colors=colours["fg"])
-        legend = ax.get_legend()
-        if legend is not None:
-            legend.get_frame().set_facecolor(base)
-            legend.get_frame().set_edgecolor(colours["muted"])
-    for text in figure.findobj(Text):
-        role = _text_role(text)
-        if role:
-            text.set_color(colours[role])
+    return {"window": _mpl(window), "fg": _mpl(fg), "muted": _mpl(muted),
+            "base": _mpl(palette.color(QPalette.ColorRole.Base))}
+
+
+def style_figure(figure: Any, palette: QPalette) -> None:
+    """Colour `figure` from `palette`: backgrounds, spines, ticks and the default-coloured
+    texts (titles, labels, tick labels, legends, notes)."""
+    colour_figure(figure, figure_colours(palette))
