@@ -33,10 +33,12 @@ def run_app(argv: list[str] | None = None) -> int:
     icon = paths.RESOURCES_DIR / "icons" / "app.png"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
+    from gui.curve_painter import curve_painter
     from gui.gui_gc import GuiThreadCollector
     from gui.main_window import MainWindow
 
     collector = GuiThreadCollector(app)  # noqa: F841  (lives as long as the app)
+    app.aboutToQuit.connect(curve_painter().close)
     window = MainWindow()
     window.show()
     # Importing TensorFlow holds the GIL for seconds: start it once the window has painted.
