@@ -26,6 +26,7 @@ from gui.settings import app_settings, ham10000_folder, remember_folder
 from gui.tasks import Task, TaskRunner
 from gui.theme import install_theme
 from gui.train_view import TrainView
+from gui.view_warmup import paint_once_when_idle
 
 
 class MainWindow(QMainWindow):
@@ -142,6 +143,7 @@ class MainWindow(QMainWindow):
             self.runtime_label.setText("Model: none")
         self.models_view.refresh()
         self._classify_waiting()  # without a bundled model this says so for the waiting images
+        paint_once_when_idle(self.train_view, like=self.tabs.currentWidget())  # its 1st show
 
     def _classify_waiting(self) -> None:
         """Classify the images dropped before start-up had a model ready."""
