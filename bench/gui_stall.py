@@ -8,7 +8,7 @@ with a precise QTimer firing every `--tick-ms` (10) ms in the GUI thread; its la
 actual interval minus the nominal one. First the app's start-up load runs
 (`window.start_background_loading()` until `startup_done`: the bundled model through its
 LiteRT twin, without TensorFlow; `--no-preload` skips it), then the Train tab is opened (phase
-train-tab: its curves' figure is made when it first shows), then a real training through the
+train-tab: its first show; the curves' painter process starts), then a real training through the
 Train view (`set_dataset`, model and epochs in its settings, `start_clicked()`), until
 `is_running()` is False, or `--seconds` pass, then `stop_clicked()` and wait. As the app
 does by default, the training worker starts a child process that imports TensorFlow and

@@ -101,22 +101,6 @@ class PlotCanvas(QWidget):
         self._create()
         return self._axes
 
-    def keep_layout(self) -> None:
-        """Lay the figure out once and reuse that layout, again after each resize.
-
-        For plots redrawn often in the GUI thread (the training curves, every epoch):
-        constrained layout costs about half of each redraw.
-        """
-        from matplotlib.layout_engine import ConstrainedLayoutEngine
-
-        def freeze(_event: Any) -> None:
-            if isinstance(self.figure.get_layout_engine(), ConstrainedLayoutEngine):
-                self.figure.set_layout_engine("none")
-
-        self.mpl_connect("draw_event", freeze)
-        self.mpl_connect("resize_event", lambda _event: self.figure.set_layout_engine(
-            "constrained"))
-
     def draw(self) -> None:
         """Render the figure now."""
         self.mpl_canvas.draw()
