@@ -160,3 +160,14 @@ def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]])
         if first:
             print("  ".join("-" * w for w in widths))
             first = False
+
+
+def spin_events(seconds: float, until: Any = None) -> None:
+    """Run the Qt event loop for `seconds`, or until `until()` is true (checked every 20 ms)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    end = time.monotonic() + seconds
+    loop = QEventLoop()
+    while time.monotonic() < end and not (until and until()):
+        QTimer.singleShot(20, loop.quit)
+        loop.exec()

@@ -41,6 +41,7 @@ from _common import (
     print_table,
     resolve_data,
     run_child,
+    spin_events,
     subset_dataset,
     vm_rss_mib,
 )
@@ -50,7 +51,6 @@ SCENARIOS = ("app", "load", "train", "runs")
 
 def child_app(args: argparse.Namespace) -> dict[str, Any]:
     """The app idle without TensorFlow, then with TensorFlow (and any bundled model) loaded."""
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
@@ -59,21 +59,14 @@ def child_app(args: argparse.Namespace) -> dict[str, Any]:
     window = MainWindow()
     window.show()
 
-    def spin(seconds: float, until: Any = None) -> None:
-        end = time.monotonic() + seconds
-        loop = QEventLoop()
-        while time.monotonic() < end and not (until and until()):
-            QTimer.singleShot(20, loop.quit)
-            loop.exec()
-
-    spin(args.idle_seconds)
+    spin_events(args.idle_seconds)
     out: dict[str, Any] = {"idle_peak_mib": peak_rss_mib(), "idle_rss_mib": vm_rss_mib(),
                            "tensorflow_loaded_when_idle": "tensorflow" in sys.modules}
     t0 = time.perf_counter()
     window.start_background_loading()
-    spin(600, lambda: window.startup_done)
+    spin_events(600, lambda: window.startup_done)
     out["backend_seconds"] = time.perf_counter() - t0
-    spin(1.0)
+    spin_events(1.0)
     out.update(tf_peak_mib=peak_rss_mib(), tf_rss_mib=vm_rss_mib(),
                backend_ready=window.startup_done)
     window.tasks.stop_all(60000)
@@ -110,18 +103,10 @@ def child_app_runs(args: argparse.Namespace) -> dict[str, Any]:
     each run in a child process as the app does; VmRSS of the window's process after each."""
     import resource
 
-    from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
     from gui.main_window import MainWindow
-
-    def spin(seconds: float, until: Any = None) -> None:
-        end = time.monotonic() + seconds
-        loop = QEventLoop()
-        while time.monotonic() < end and not (until and until()):
-            QTimer.singleShot(20, loop.quit)
-            loop.exec()
 
     window = MainWindow()
     window.show()
@@ -132,19 +117,19 @@ def child_app_runs(args: argparse.Namespace) -> dict[str, Any]:
     view.settings.size_spin.setValue(32)
     view.settings.epochs_spin.setValue(1)
     view.settings.select(view.settings.balance_box, "none")
-    spin(1.0)
+    spin_events(1.0)
     before = vm_rss_mib()
     rss, peaks, seconds = [], [], []
     for _ in range(args.runs):
         t0 = time.perf_counter()
         view.start_clicked()
         # the run, then what the window does after it (the first model becomes active)
-        spin(1800, lambda: not view.is_running() and not window.tasks.running())
+        spin_events(1800, lambda: not view.is_running() and not window.tasks.running())
         last = view.log.toPlainText().splitlines()[-1]
         if "Run finished" not in last:
             raise RuntimeError(f"the run did not finish: {last}")
         seconds.append(time.perf_counter() - t0)
-        spin(0.5)
+        spin_events(0.5)
         rss.append(vm_rss_mib())
         peaks.append(peak_rss_mib())
     out = {"after_import_rss_mib": before, "rss_after_each_mib": rss,
