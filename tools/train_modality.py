@@ -130,7 +130,7 @@ def open_rgb(path: Path) -> Image.Image:
 Part = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def gather(size: int, data: Path) -> Part:
+def gather(size: int, data: Path, original_views: int = 6) -> Part:
     """Each part's images (uint8 views), modality labels and group names."""
     from core.dataset import load_dataset
     from core.splits import split_lesion
@@ -159,7 +159,7 @@ def gather(size: int, data: Path) -> Part:
         imgs = [open_rgb(p) for p in full if subset.get(p.stem) == name]
         log(f"HAM10000 600x450 {name}: {len(imgs)} images")
         if imgs:
-            add(part, views_of(imgs, size, 6 if part == "fit" else 0, seed=6), DERM,
+            add(part, views_of(imgs, size, original_views if part == "fit" else 0, seed=6), DERM,
                 "HAM10000 600x450")
     for folder, label, n_aug in (("clinical-photos", CLINICAL, 24), ("ood-photos", OTHER, 6)):
         files = sorted((SHARED / folder).glob("*.jpg"))
@@ -203,13 +203,14 @@ def softmax_of(x: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarr
     return p / p.sum(1, keepdims=True)
 
 
-def cached_features(size: int, data: Path, work: Path,
-                    colour: bool = False) -> dict[str, tuple[np.ndarray, ...]]:
+def cached_features(size: int, data: Path, work: Path, colour: bool = False,
+                    original_views: int = 6) -> dict[str, tuple[np.ndarray, ...]]:
     """(features of every tap and of the final layer, labels, groups) per part, cached;
     `COLUMNS` picks each feature set's columns."""
-    cache = work / f"features-v3{'-sog' if colour else ''}-{size}.npz"
+    views = "" if original_views == 6 else f"-orig{original_views}"
+    cache = work / f"features-v3{'-sog' if colour else ''}{views}-{size}.npz"
     if not cache.is_file():
-        parts = gather(size, data)
+        parts = gather(size, data, original_views)
         backbone = tapped_backbone(size, FEATURE_SETS["mid+final"])
         stored = {}
         for name, (images, y, groups) in parts.items():
@@ -232,6 +233,8 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=ROOT / ".modality-work")
     p.add_argument("--colour-constancy", action="store_true",
                    help="normalise each image's colour (shades of grey) before the check")
+    p.add_argument("--original-views", type=int, default=6,
+                   help="augmented views of each 600x450 original in the fit part")
     p.add_argument("--val-refusal", type=float, default=0.005,
                    help="fraction of dermoscopic validation views the threshold may refuse")
     args = p.parse_args()
@@ -241,7 +244,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     best: tuple[float, dict[str, Any]] | None = None
     for size in args.sizes:  # on a tie the smaller, cheaper and more regularised one stays
-        feats = cached_features(size, args.data, args.work, args.colour_constancy)
+        feats = cached_features(size, args.data, args.work, args.colour_constancy,
+                                args.original_views)
         (x_fit, y_fit, _), (x_val, y_val, g_val) = feats["fit"], feats["val"]
         for name, width in COLUMNS.items():
             scaler = StandardScaler().fit(x_fit[:, width])
@@ -266,8 +270,8 @@ def main() -> None:
     size, threshold = chosen["size"], chosen["threshold"]
     log(f"chosen on validation: {size} px, {chosen['features']}, C={chosen['C']}, "
         f"threshold {threshold:.4f}")
-    x_test, _, g_test = cached_features(size, args.data, args.work,
-                                       args.colour_constancy)["test"]
+    x_test, _, g_test = cached_features(size, args.data, args.work, args.colour_constancy,
+                                        args.original_views)["test"]
     p_test = softmax_of(x_test[:, chosen["width"]], chosen["weights"], chosen["bias"])
     log(f"held-out (test) refusal: {refusal_rates(p_test[:, DERM], g_test, threshold)}")
     taps = FEATURE_SETS[chosen["features"]]
