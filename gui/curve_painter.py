@@ -53,12 +53,6 @@ class CurvePainter:
         self._thread: ThreadPoolExecutor | None = None
         self._pending: list[tuple[int, int, CurvesPicture]] = []
 
-    def start(self) -> None:
-        """Start the painter process now (it imports matplotlib), if it is not running."""
-        with self._lock:
-            if self._thread is None and not (self._process and self._process.is_alive()):
-                self._start_process()
-
     def submit(self, key: int, number: int, picture: CurvesPicture) -> None:
         """Ask for a drawing; a newer request of the same `key` may replace this one.
 
@@ -66,13 +60,16 @@ class CurvePainter:
         GUI thread's time otherwise) and then sends what waited meanwhile.
         """
         with self._lock:
-            if self._thread is None and not (self._process and self._process.is_alive()):
+            if self._must_start():
                 self._pending.append((key, number, picture))
                 if len(self._pending) == 1:
                     threading.Thread(target=self._start_and_send, daemon=True,
                                      name="training-curves-start").start()
                 return
         self._send(key, number, picture)
+
+    def _must_start(self) -> bool:
+        return self._thread is None and not (self._process and self._process.is_alive())
 
     def _send(self, key: int, number: int, picture: CurvesPicture) -> None:
         if self._thread is not None:
@@ -82,7 +79,7 @@ class CurvePainter:
 
     def _start_and_send(self) -> None:
         with self._lock:
-            if self._thread is None and not (self._process and self._process.is_alive()):
+            if self._must_start():
                 self._start_process()
             pending, self._pending = self._pending, []
         for request in pending:
