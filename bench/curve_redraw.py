@@ -2,12 +2,12 @@
 
     QT_QPA_PLATFORM=offscreen python bench/curve_redraw.py [--epochs 11] [--repeats 4] [--json]
 
-A `TrainingCurves` widget, 600x400 px, shown offscreen, for a 50-epoch run. Matplotlib draws
-the curves in a background thread; per epoch this times *gui*: the GUI thread's own work
-(`add_epoch`, then painting the image once it arrives) and *drawn*: from `add_epoch` until
-the new image is on screen (the background drawing included), medians over epochs 2..N of
-each run, then over runs. A 5 ms timer in the GUI thread measures its *stall*: the longest
-lateness of any tick over the whole run.
+A `TrainingCurves` widget, 600x400 px, shown offscreen, for a 50-epoch run. The painter
+process (`gui.curve_painter`) draws the curves; per epoch this times *gui*: the GUI thread's
+own work (`add_epoch`, then painting the image once it arrives) and *drawn*: from
+`add_epoch` until the new image is on screen (the painter's drawing included), medians
+over epochs 2..N of each run, then over runs. A 5 ms timer in the GUI thread measures its
+*stall*: the longest lateness of any tick over the whole run.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def one_run(app: Any, epochs: int) -> dict[str, float]:
         loop.exec()
         poll.stop()
 
-    wait_for_image(0)  # the empty axes, and matplotlib imported in the drawing thread
+    wait_for_image(0)  # the empty axes, once the painter process has started
     curves.start_run(50)
     wait_for_image(curves.drawings)
     last_tick[0] = time.perf_counter()

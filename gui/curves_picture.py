@@ -2,8 +2,8 @@
 
 `gui.training_curves` shows the pixels. Drawing the figure (matplotlib, Agg) takes 100-250 ms
 of Python; in a thread of the app's process it still held the interpreter lock long enough
-to stall the GUI thread by up to 90 ms (`bench/gui_stall.py`), so it runs in a process of
-its own, `paint_forever`, fed through a `multiprocessing` queue.
+to stall the GUI thread by up to 88 ms (a probe, docs/benchmarks.md), so it runs in a
+process of its own, `paint_forever`, fed through a `multiprocessing` queue.
 """
 
 from __future__ import annotations
