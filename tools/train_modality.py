@@ -71,10 +71,11 @@ def centre(img: Image.Image, size: int) -> np.ndarray:
 def augmented(img: Image.Image, size: int, rng: np.random.Generator,
               field: float = 0.25) -> np.ndarray:
     """One random view: a zoom crop or the whole frame, turns and flips, and what another
-    device or clinic changes: sharpness, resolution, white balance, hue, gamma, JPEG and the
-    round field of view. The same for every kind of image, so none of these tells them
-    apart (docs/modality-check.md: sharpening dermoscopic images more often than photos
-    lowered the validation score; sharpness is partly a real cue)."""
+    device or clinic changes: sharpness, resolution, white balance, hue, gamma and JPEG, the
+    same for every kind of image, so none of these tells them apart (docs/modality-check.md:
+    sharpening dermoscopic images more often than photos lowered the validation score;
+    sharpness is partly a real cue). A round field of view on a `field` share of the views:
+    the caller's rate for the kind, since a camera shows none and a dermatoscope often does."""
     w, h = img.size
     u = rng.random()
     if u < 0.2:
