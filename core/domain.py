@@ -108,6 +108,7 @@ class DomainModel:
     deep: Mahalanobis
     texture: Mahalanobis
     n_train: int = 0
+    deep_rule: str = f"{DEEP_MARGIN} x validation quantile {DEEP_QUANTILE}"
 
     @property
     def dim(self) -> int:
@@ -125,18 +126,31 @@ class DomainModel:
         """True where a score is at or below 1.0."""
         return np.asarray(scores) <= 1.0
 
-    def calibrate(self, features: np.ndarray, images: np.ndarray) -> None:
-        """Set both thresholds from held-out (validation) images, never the test part."""
+    def calibrate(self, features: np.ndarray, images: np.ndarray,
+                  shifted_features: np.ndarray | None = None) -> None:
+        """Set both thresholds from held-out (validation) images, never the test part.
+
+        `shifted_features`, the features of device-shifted views of the same images
+        (`core.device_shift`), join the deep distances' quantile: without them the gate
+        refused a tenth of HAM10000's validation images seen through another device's optics
+        (docs/modality-check.md). The texture threshold stays on the plain images."""
         if len(features) == 0:
             raise ModelError("the domain thresholds need held-out images")
-        self.deep.calibrate(features, DEEP_QUANTILE, DEEP_MARGIN)
+        deep = np.asarray(features)
+        self.deep_rule = f"{DEEP_MARGIN} x validation quantile {DEEP_QUANTILE}"
+        if shifted_features is not None and len(shifted_features):
+            deep = np.concatenate([deep.reshape(len(deep), -1),
+                                   np.asarray(shifted_features).reshape(len(shifted_features),
+                                                                        -1)])
+            self.deep_rule += ", each image also seen once through a shifted device"
+        self.deep.calibrate(deep, DEEP_QUANTILE, DEEP_MARGIN)
         self.texture.calibrate(texture_statistics(images), TEXTURE_QUANTILE, TEXTURE_MARGIN)
 
     def params(self) -> dict[str, Any]:
         """The scalar settings (stored as JSON beside the arrays)."""
         return {"method": "class-mahalanobis (penultimate features) + texture",
                 "deep_threshold": self.deep.threshold,
-                "deep_rule": f"{DEEP_MARGIN} x validation quantile {DEEP_QUANTILE}",
+                "deep_rule": self.deep_rule,
                 "texture_threshold": self.texture.threshold,
                 "texture_rule": f"{TEXTURE_MARGIN} x validation quantile {TEXTURE_QUANTILE}",
                 "features": self.dim, "n_train": self.n_train}
@@ -170,7 +184,10 @@ class DomainModel:
                                              float(params[f"{name}_threshold"])))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"the stored domain model is damaged: {exc}") from exc
-        return cls(parts[0], parts[1], int(params.get("n_train", 0)))
+        model = cls(parts[0], parts[1], int(params.get("n_train", 0)))
+        if isinstance(params.get("deep_rule"), str):
+            model.deep_rule = params["deep_rule"]
+        return model
 
 
 def fit_domain(features: np.ndarray, images: np.ndarray, labels: np.ndarray) -> DomainModel:

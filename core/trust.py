@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Status = Callable[[str], None]
+SHIFT_SEED = 7  # the device-shifted validation views of a shipped model's gate
 
 
 @dataclass
@@ -58,12 +59,13 @@ def score_inputs(model: Any, inputs: np.ndarray, tta: bool = False,
 
 
 def fit_trust(model: Any, train: Part, val: Part, *, tta: bool = False,
-              class_bias: list[float] | None = None,
+              class_bias: list[float] | None = None, shifted_val: Any = None,
               status: Status | None = None) -> TrustFit:
     """Fit the gate (training features, thresholds from validation) and the temperature.
 
     `model` maps a part's `inputs` to probabilities: a whole model on images, or a transfer
-    model's head on cached backbone features.
+    model's head on cached backbone features. `shifted_val`, inputs of device-shifted views
+    of the validation images, joins the gate's deep threshold (`DomainModel.calibrate`).
     """
     say = status or (lambda _m: None)
     say(f"fitting the out-of-distribution gate on {len(train.inputs)} training images")
@@ -73,7 +75,11 @@ def fit_trust(model: Any, train: Part, val: Part, *, tta: bool = False,
     say(f"setting its thresholds and the temperature on {len(held_out.inputs)} "
         "validation images")
     val_proba, val_features = score_inputs(model, held_out.inputs, tta=tta)
-    domain.calibrate(val_features, held_out.images)
+    shifted = None
+    if shifted_val is not None and held_out is val:
+        say("and on a device-shifted view of each of them")
+        _, shifted = score_inputs(model, shifted_val, tta=tta)
+    domain.calibrate(val_features, held_out.images, shifted)
     rejected = float((~domain.in_domain(domain.score(val_features, held_out.images))).mean())
     val_proba = apply_recipe(val_proba, 1.0, class_bias)
     temperature = choose_temperature(held_out.labels, val_proba)
@@ -81,11 +87,15 @@ def fit_trust(model: Any, train: Part, val: Part, *, tta: bool = False,
 
 
 def refit_for_shipping(loaded: LoadedModel, data_dir: str | Path, split: pd.DataFrame, *,
+                       device_shift: bool = True,
                        status: Status | None = None) -> tuple[TrustFit, list[str]]:
     """Fit the gate and temperature of a saved model on its own training split.
 
     `split` has `image_id` and `subset` columns (a run's split.csv). Uses the model's stored
-    recipe (TTA, class bias). Returns the fit and the training part's image ids.
+    recipe (TTA, class bias). With `device_shift`, the gate's deep threshold also counts a
+    device-shifted view of each validation image (fixed seed), so that a shipped model does
+    not refuse another clinic's dermatoscope for its optics. Returns the fit and the
+    training part's image ids.
     """
     from core.dataset import load_dataset
     from core.images import load_images
@@ -103,8 +113,14 @@ def refit_for_shipping(loaded: LoadedModel, data_dir: str | Path, split: pd.Data
     labels = dataset.records["dx"].map(index).to_numpy()
     parts = {name: np.flatnonzero(subset.to_numpy() == name) for name in ("train", "val")}
     train, val = (Part(images[p], images[p], labels[p]) for p in parts.values())
+    shifted = None
+    if device_shift and len(val.images):
+        from core.device_shift import shifted_views
+
+        say(f"making a device-shifted view of each of {len(val.images)} validation images")
+        shifted = shifted_views(val.images, np.random.default_rng(SHIFT_SEED))
     fit = fit_trust(loaded.model, train, val, tta=loaded.info.tta,
-                    class_bias=loaded.info.class_bias, status=say)
+                    class_bias=loaded.info.class_bias, shifted_val=shifted, status=say)
     return fit, list(dataset.records["image_id"].iloc[parts["train"]])
 
 

@@ -56,6 +56,28 @@ def test_gate_refuses_a_flat_image_whose_features_look_typical(gate: DomainModel
     assert not gate.in_domain(gate.score(typical, flat)).any()
 
 
+def test_gate_calibrated_with_shifted_views_accepts_the_shifted_device() -> None:
+    """Another device moves every feature a little: the plain rule refuses many such
+    images, the rule that also counts shifted views of the validation images does not,
+    and it still refuses what is far away; the stored rule says which was used."""
+    x, y = clusters(600, 0)
+    held_out, _ = clusters(300, 1)
+    shifted_held_out, _ = clusters(300, 6, shift=1.0)
+    plain = fit_domain(x, textured(600, 0), y)
+    plain.calibrate(held_out, textured(300, 1))
+    shifted = fit_domain(x, textured(600, 0), y)
+    shifted.calibrate(held_out, textured(300, 1), shifted_held_out)
+    other_device, _ = clusters(400, 7, shift=1.0)
+    far, _ = clusters(400, 3, shift=4.0)
+    images = textured(400, 2)
+    assert (~plain.in_domain(plain.score(other_device, images))).mean() >= 0.10
+    assert (~shifted.in_domain(shifted.score(other_device, images))).mean() <= 0.03
+    assert (~shifted.in_domain(shifted.score(far, images))).mean() >= 0.99
+    again = DomainModel.from_bytes(shifted.to_bytes(), shifted.params())
+    assert "shifted device" in again.params()["deep_rule"]
+    assert "shifted" not in plain.params()["deep_rule"]
+
+
 def test_texture_statistics_tell_flat_from_textured() -> None:
     stats = texture_statistics(np.concatenate([np.full((1, 8, 8, 3), 40, np.uint8),
                                                textured(1, 0, 8)]))

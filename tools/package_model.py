@@ -8,11 +8,12 @@ The optimizer state is dropped (the file holds only what prediction needs) and t
 card is stored inside the file, where the app's Models view shows it. With `--data` and
 `--split`, the out-of-distribution gate is fitted on the split's training part (thresholds
 on its validation part), the temperature on its validation part, and the training part's
-image ids are stored; the test part is never read. `--tta` and `--class-bias` set the
-stored inference recipe before anything is fitted; `--keep-fit` keeps what the model already
-has (to change only the card). `--int8 N` also builds the int8 LiteRT
-twin, calibrated on N images of the training part (`bench/int8_twin.py` then says how far it
-agrees with the float twin).
+image ids are stored; the test part is never read. The gate's deep threshold also counts a
+device-shifted view of each validation image (`--no-device-shift`: only the plain ones).
+`--tta` and `--class-bias` set the stored inference recipe before anything is fitted;
+`--keep-fit` keeps what the model already has (to change only the card). `--int8 N` also
+builds the int8 LiteRT twin, calibrated on N images of the training part
+(`bench/int8_twin.py` then says how far it agrees with the float twin).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def main() -> int:
     parser.add_argument("--int8", type=int, default=0, metavar="N",
                         help="also build the int8 twin, calibrated on N training images "
                         "(needs --data and --split)")
+    parser.add_argument("--device-shift", action=argparse.BooleanOptionalAction, default=True,
+                        help="the gate's deep threshold also counts a device-shifted view of "
+                        "each validation image (default: on)")
     parser.add_argument("--keep-fit", action="store_true",
                         help="keep the model's gate, temperature and training ids (e.g. to "
                         "change only the card); --data and --split then serve --int8 only")
@@ -82,6 +86,7 @@ def main() -> int:
 
         split = pd.read_csv(args.split, dtype=str, keep_default_na=False)
         fit, train_ids = refit_for_shipping(loaded, args.data, split,
+                                            device_shift=args.device_shift,
                                             status=lambda m: print(m, flush=True))
         domain, ids = fit.domain, train_ids
         loaded.info.temperature = fit.temperature.used

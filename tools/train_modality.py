@@ -23,7 +23,6 @@ Features are cached in --work.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from modality_looks import LOOKS, look_groups  # noqa: E402
 
 from core import negatives  # noqa: E402
+from core.device_shift import shifted_view  # noqa: E402
 from core.modality import (  # noqa: E402
     COLOUR_CONSTANCY,
     FEATURE_SETS,
@@ -68,65 +68,14 @@ def centre(img: Image.Image, size: int) -> np.ndarray:
                       .resize((size, size), Image.Resampling.BILINEAR))
 
 
-def augmented(img: Image.Image, size: int, rng: np.random.Generator,
-              field: float = 0.25) -> np.ndarray:
-    """One random view: a zoom crop or the whole frame, turns and flips, and what another
-    device or clinic changes: sharpness, resolution, white balance, hue, gamma and JPEG, the
-    same for every kind of image, so none of these tells them apart (docs/modality-check.md:
-    sharpening dermoscopic images more often than photos lowered the validation score;
-    sharpness is partly a real cue). A round field of view on a `field` share of the views:
-    the caller's rate for the kind, since a camera shows none and a dermatoscope often does."""
-    w, h = img.size
-    u = rng.random()
-    if u < 0.2:
-        view = img
-    else:
-        side = int(min(w, h) * (1.0 if u < 0.4 else rng.uniform(0.5, 1.0)))
-        x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
-        view = img.crop((x, y, x + side, y + side))
-    if rng.random() < 0.3:  # lower resolution, as a small or re-encoded source gives
-        small = int(rng.integers(40, 120))
-        view = view.resize((small, small), Image.Resampling.BILINEAR)
-    view = view.resize((size, size), Image.Resampling.BILINEAR)
-    view = view.rotate(90 * int(rng.integers(4)))
-    if rng.random() < 0.5:
-        view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    for enhance, low, high in ((ImageEnhance.Brightness, 0.7, 1.3),
-                               (ImageEnhance.Contrast, 0.7, 1.3), (ImageEnhance.Color, 0.5, 1.4)):
-        view = enhance(view).enhance(float(rng.uniform(low, high)))
-    if rng.random() < 0.3:  # hue: another light source or sensor
-        hsv = np.asarray(view.convert("HSV")).copy()
-        hsv[..., 0] = (hsv[..., 0].astype(int) + int(rng.integers(-15, 16))) % 256
-        view = Image.fromarray(hsv, "HSV").convert("RGB")
-    if rng.random() < 0.2:
-        view = view.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.5))))
-    elif rng.random() < 0.4:  # a sharper optic or sensor than HAM10000's copies show
-        view = view.filter(ImageFilter.UnsharpMask(radius=float(rng.uniform(0.8, 2.0)),
-                                                   percent=int(rng.integers(50, 220))))
-    a: np.ndarray = np.asarray(view, dtype=np.float32)
-    if rng.random() < 0.6:  # white balance (warm, cold, green casts) and gamma
-        a = a * rng.uniform(0.75, 1.25, 3)
-        a = 255.0 * (np.clip(a, 0, 255) / 255.0) ** rng.uniform(0.8, 1.25)
-    if rng.random() < field:  # the round field of view of many dermatoscopes
-        yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / size - 0.5
-        radius = rng.uniform(0.45, 0.75)
-        a = a * np.clip((radius - np.hypot(yy, xx)) * size / 4, 0, 1)[..., None]
-    view = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-    if rng.random() < 0.3:
-        buffer = io.BytesIO()
-        view.save(buffer, format="JPEG", quality=int(rng.integers(50, 95)))
-        view = Image.open(buffer).convert("RGB")
-    return np.asarray(view)
-
-
 def views_of(images: list[Image.Image], size: int, n_aug: int, seed: int,
-             with_centre: bool = True, field: float = 0.25) -> np.ndarray:
+             with_centre: bool = True, field: float = 0.25, hair: float = 0.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     out = []
     for img in images:
         if with_centre:
             out.append(centre(img, size))
-        out += [augmented(img, size, rng, field) for _ in range(n_aug)]
+        out += [shifted_view(img, size, rng, field, hair) for _ in range(n_aug)]
     return np.stack(out)
 
 
@@ -147,13 +96,15 @@ FieldRates = tuple[float, float, float]
 # on validation in round 9 over the same rate for all three (rounds 1 to 8)
 FIELD_RATES: FieldRates = (0.4, 0.0, 0.25)
 EQUAL_FIELDS: FieldRates = (0.25, 0.25, 0.25)
+HAIR_RATE = 0.0
 
 
 def gather(size: int, data: Path, original_views: int = 6,
-           fields: FieldRates = FIELD_RATES) -> Part:
+           fields: FieldRates = FIELD_RATES, hair: float = 0.0) -> Part:
     """Each part's images (uint8 views), modality labels and group names. `fields`: how
     often a fit view of each kind (dermoscopic, clinical, other) gets a round field of view;
-    validation views keep rounds 1 to 8's 25%, so that every variant meets the same ones."""
+    validation views keep rounds 1 to 8's 25%, so that every variant meets the same ones.
+    `hair`: how often a fit view of any kind gets drawn hairs (validation views: never)."""
     from core.dataset import load_dataset
     from core.splits import split_lesion
 
@@ -179,7 +130,7 @@ def gather(size: int, data: Path, original_views: int = 6,
         if name == "train":
             looks = look_groups(imgs, list(rows["lesion_id"]))
             look_of_image = dict(zip(rows["image_id"], looks, strict=True))
-            add("fit", views_of(imgs, size, 2, seed=1, field=fields[DERM]), DERM,
+            add("fit", views_of(imgs, size, 2, seed=1, field=fields[DERM], hair=hair), DERM,
                 "HAM10000", looks, 3)
         else:
             add("val", views_of(imgs, size, 0, seed=1), DERM, "HAM10000")
@@ -191,7 +142,8 @@ def gather(size: int, data: Path, original_views: int = 6,
         imgs = [open_rgb(p) for p in chosen_full]
         log(f"HAM10000 600x450 {name}: {len(imgs)} images")
         if imgs and part == "fit":
-            add(part, views_of(imgs, size, original_views, seed=6, field=fields[DERM]), DERM,
+            add(part, views_of(imgs, size, original_views, seed=6, field=fields[DERM],
+                                    hair=hair), DERM,
                 "HAM10000 600x450", np.array([look_of_image[p.stem] for p in chosen_full]),
                 1 + original_views)
         elif imgs:
@@ -202,14 +154,15 @@ def gather(size: int, data: Path, original_views: int = 6,
             chosen = [open_rgb(p) for p in files if folder_part(p.name) == part]
             log(f"{folder} {part}: {len(chosen)} images")
             views = n_aug if part == "fit" else 0
-            add(part, views_of(chosen, size, views, seed=2 + label, field=fields[label]),
+            add(part, views_of(chosen, size, views, seed=2 + label, field=fields[label],
+                                    hair=hair),
                 label, folder, per_image=1 + views)
     for k, kind in enumerate(negatives.KINDS):
         for p, (part, n) in enumerate((("fit", 160), ("val", 30), ("test", 30))):
             made = negatives.make(kind, n, 224, seed=1000 * (p + 1) + k)
             imgs = [Image.fromarray(a) for a in made]
             views = 1 if part == "fit" else 0
-            add(part, views_of(imgs, size, views, seed=k, field=fields[OTHER]), OTHER,
+            add(part, views_of(imgs, size, views, seed=k, field=fields[OTHER], hair=hair), OTHER,
                 "synthetic", per_image=1 + views)
     return {name: tuple(np.concatenate(column) for column in zip(*items, strict=True))
             for name, items in parts.items()}
@@ -239,18 +192,21 @@ def softmax_of(x: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> np.ndarr
 
 
 class Variant(NamedTuple):
-    """How the views are made: colour constancy, views per 600x450 original, field rates."""
+    """How the views are made: colour constancy, views per 600x450 original, field rates,
+    drawn hairs."""
 
     colour: bool = False
     original_views: int = 6
     fields: FieldRates = FIELD_RATES
+    hair: float = 0.0
 
     def tag(self) -> str:
         """The feature cache's name for this variant (rounds 1 to 8 keep their old names)."""
         return ("-sog" if self.colour else "") + \
             ("" if self.original_views == 6 else f"-orig{self.original_views}") + \
             ("" if self.fields == EQUAL_FIELDS else
-             "-field" + "-".join(f"{r:g}" for r in self.fields))
+             "-field" + "-".join(f"{r:g}" for r in self.fields)) + \
+            (f"-hair{self.hair:g}" if self.hair else "")
 
 
 def fit_probe(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
@@ -290,7 +246,7 @@ def cached_features(size: int, data: Path, work: Path,
     cache = work / f"features-v3{variant.tag()}-{size}.npz"
     colour = variant.colour
     if not cache.is_file():
-        parts = gather(size, data, variant.original_views, variant.fields)
+        parts = gather(size, data, variant.original_views, variant.fields, variant.hair)
         backbone = tapped_backbone(size, FEATURE_SETS["mid+final"])
         stored: dict[str, np.ndarray] = {}
         for name, (images, *rest) in parts.items():
@@ -321,10 +277,13 @@ def main() -> None:
     p.add_argument("--field-rates", type=float, nargs=3, default=list(FIELD_RATES),
                    metavar=("DERMOSCOPIC", "CLINICAL", "OTHER"),
                    help="how often a fit view of each kind gets a round field of view")
+    p.add_argument("--hair", type=float, default=HAIR_RATE,
+                   help="how often a fit view of any kind gets drawn hairs")
     p.add_argument("--feature-sets", nargs="+", choices=list(COLUMNS), default=list(COLUMNS),
                    help="the feature sets to choose from on validation")
     args = p.parse_args()
-    variant = Variant(args.colour_constancy, args.original_views, tuple(args.field_rates))
+    variant = Variant(args.colour_constancy, args.original_views, tuple(args.field_rates),
+                      args.hair)
     args.work.mkdir(parents=True, exist_ok=True)
     best: tuple[float, dict[str, Any]] | None = None
     for size in args.sizes:  # on a tie the smaller, cheaper and more regularised one stays
@@ -369,6 +328,7 @@ def main() -> None:
                              "part left out in turn, 20% of each negative folder, synthetic "
                              "images of other seeds",
                 "round_field": dict(zip(MODALITIES, variant.fields, strict=True)),
+                "drawn_hairs": variant.hair,
                 "trained_on": {"dermoscopic": "HAM10000 training part (lesion split, seed 42)",
                                "clinical": "60% of a DermNet NZ clinical-photo set",
                                "other": "60% of 300 ImageNet sample photos; synthetic images"}}
